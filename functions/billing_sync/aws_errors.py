@@ -1,0 +1,33 @@
+"""Classifies botocore failures, so adapters can translate them into domain errors."""
+
+from __future__ import annotations
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+_THROTTLING_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "TransactionConflictException",
+        "InternalServerError",
+        "ServiceUnavailable",
+    }
+)
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def is_transient(exc: BotoCoreError | ClientError) -> bool:
+    """Timeouts, connection failures, throttling and 5xx are worth retrying; the rest are not."""
+    if isinstance(exc, BotoCoreError):
+        return True
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    return status >= 500 or status == 429 or error_code(exc) in _THROTTLING_CODES
+
+
+def request_id(exc: ClientError) -> str | None:
+    return exc.response.get("ResponseMetadata", {}).get("RequestId")

@@ -1,0 +1,142 @@
+"""Use case: accept a verified source event without losing it.
+
+The raw payload is archived first (audit and replay). A normalised event is published to the bus; an
+unsupported type is recorded as IGNORED; a payload that cannot be normalised is parked in the
+exception queue as MALFORMED. Only a failure to make the event durable is an error for the caller,
+so the source retries; business problems never refuse a correctly signed event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from billing_sync.domain.errors import ExceptionCategory, MalformedEventError
+from billing_sync.domain.events import FinanceEvent, derive_event_id
+from billing_sync.domain.lineage import EventRef, ExceptionRecord, LineageRecord, LineageStatus
+from billing_sync.domain.ports import EventPublisher, ExceptionQueue, LineageStore, RawArchive
+
+
+class SourceNormaliser(Protocol):
+    source: str
+
+    def identify(self, payload: Any) -> tuple[str, str]:
+        """(source event id, source event type); raises MalformedEventError."""
+        ...
+
+    def normalise(
+        self, payload: Mapping[str, Any], *, received_at: datetime, raw_ref: str
+    ) -> FinanceEvent | None:
+        """The canonical event, or None for a type this product does not use; raises MalformedEventError."""
+        ...
+
+
+class IngestOutcome(StrEnum):
+    PUBLISHED = "PUBLISHED"
+    IGNORED = "IGNORED"
+    EXCEPTION = "EXCEPTION"
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    event_id: str
+    source_event_id: str
+    source_event_type: str
+    outcome: IngestOutcome
+    event_type: str | None = None
+    category: ExceptionCategory | None = None
+
+
+class IngestService:
+    def __init__(
+        self,
+        *,
+        normaliser: SourceNormaliser,
+        archive: RawArchive,
+        publisher: EventPublisher,
+        lineage: LineageStore,
+        exceptions: ExceptionQueue,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._normaliser = normaliser
+        self._archive = archive
+        self._publisher = publisher
+        self._lineage = lineage
+        self._exceptions = exceptions
+        self._clock = clock
+
+    def accept(self, payload: Any, raw_body: bytes) -> IngestResult:
+        """Raises PublishError (or an adapter error) when the event could not be made durable."""
+        received_at = self._clock()
+        source = self._normaliser.source
+        try:
+            source_event_id, source_type = self._normaliser.identify(payload)
+            identity_error: MalformedEventError | None = None
+        except MalformedEventError as exc:
+            source_event_id, source_type = f"unidentified-{hashlib.sha256(raw_body).hexdigest()[:32]}", "unknown"
+            identity_error = exc
+        raw_ref = self._archive.put(source=source, source_event_id=source_event_id, body=raw_body)
+        ref = EventRef(
+            event_id=derive_event_id(source, source_event_id),
+            source=source,
+            source_event_id=source_event_id,
+            event_type=source_type,
+            raw_ref=raw_ref,
+            received_at=received_at,
+        )
+        try:
+            if identity_error is not None:
+                raise identity_error
+            event = self._normaliser.normalise(payload, received_at=received_at, raw_ref=raw_ref)
+        except MalformedEventError as exc:
+            self._park(ref, exc)
+            return IngestResult(
+                ref.event_id, source_event_id, source_type, IngestOutcome.EXCEPTION, category=exc.category
+            )
+        if event is None:
+            self._lineage.record(
+                LineageRecord(
+                    **ref.identity(),
+                    status=LineageStatus.IGNORED,
+                    category=ExceptionCategory.UNSUPPORTED,
+                    reason=f"{source} event type {source_type} is not used by billing-sync",
+                    attempts=1,
+                    first_seen=received_at,
+                    last_seen=received_at,
+                    checkpoints={"received": received_at},
+                )
+            )
+            return IngestResult(ref.event_id, source_event_id, source_type, IngestOutcome.IGNORED)
+        self._publisher.publish(event)
+        return IngestResult(
+            ref.event_id, source_event_id, source_type, IngestOutcome.PUBLISHED, event_type=event.event_type
+        )
+
+    def _park(self, ref: EventRef, error: MalformedEventError) -> None:
+        now = self._clock()
+        self._exceptions.send(
+            ExceptionRecord(
+                **ref.identity(),
+                category=error.category,
+                reason=error.reason,
+                attempts=1,
+                first_seen=ref.received_at,
+                last_seen=now,
+            )
+        )
+        self._lineage.record(
+            LineageRecord(
+                **ref.identity(),
+                status=LineageStatus.EXCEPTION,
+                category=error.category,
+                reason=error.reason,
+                attempts=1,
+                first_seen=ref.received_at,
+                last_seen=now,
+                checkpoints={"received": ref.received_at, "exception": now},
+            )
+        )

@@ -1,0 +1,111 @@
+"""Account mapping rules: versioned data that picks accounts, ERP items and subsidiaries.
+
+Rules match on legal entity, revenue class (product family), region and channel. The most specific
+matching rule wins for each account role; the defaults apply when no rule names a role. A role no rule
+or default provides is a MAPPING exception, not a crash.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from billing_sync.domain.errors import MappingError
+from billing_sync.domain.money import CurrencyCode
+
+
+class AccountRole(StrEnum):
+    ACCOUNTS_RECEIVABLE = "accounts_receivable"
+    DEFERRED_REVENUE = "deferred_revenue"
+    REVENUE = "revenue"
+    DISCOUNTS = "discounts"
+    TAX_PAYABLE = "tax_payable"
+    PAYMENT_CLEARING = "payment_clearing"
+    PROCESSING_FEES = "processing_fees"
+    CONTRA_REVENUE = "contra_revenue"
+    BAD_DEBT = "bad_debt"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LegalEntity(_Model):
+    subsidiary: str = Field(min_length=1)
+    name: str
+    currencies: tuple[CurrencyCode, ...] = Field(min_length=1)
+
+
+class RuleMatch(_Model):
+    legal_entity: str | None = None
+    revenue_class: str | None = None
+    region: str | None = None
+    channel: str | None = None
+
+    def specificity(self) -> int:
+        return sum(value is not None for value in self.model_dump().values())
+
+    def matches(self, context: MappingContext) -> bool:
+        return all(
+            expected is None or expected == getattr(context, name)
+            for name, expected in self.model_dump().items()
+        )
+
+
+class MappingRule(_Model):
+    match: RuleMatch
+    accounts: dict[AccountRole, str] = Field(default_factory=dict)
+    item: str | None = None
+
+
+class MappingContext(_Model):
+    legal_entity: str
+    revenue_class: str | None = None
+    region: str | None = None
+    channel: str | None = None
+
+
+class AccountMapping(_Model):
+    version: str = Field(min_length=1)
+    legal_entities: dict[str, LegalEntity] = Field(min_length=1)
+    default_accounts: dict[AccountRole, str]
+    default_items: dict[str, str] = Field(default_factory=dict)
+    rules: tuple[MappingRule, ...] = ()
+
+    @model_validator(mode="after")
+    def _rules_name_known_entities(self) -> AccountMapping:
+        for rule in self.rules:
+            entity = rule.match.legal_entity
+            if entity is not None and entity not in self.legal_entities:
+                raise ValueError(f"mapping rule names unknown legal entity {entity!r}")
+        return self
+
+    def entity(self, legal_entity: str) -> LegalEntity:
+        """Raises MappingError for an entity the mapping does not know."""
+        try:
+            return self.legal_entities[legal_entity]
+        except KeyError:
+            raise MappingError(f"no legal entity {legal_entity!r} in mapping {self.version}") from None
+
+    def _ranked_rules(self, context: MappingContext) -> list[MappingRule]:
+        matching = [rule for rule in self.rules if rule.match.matches(context)]
+        return sorted(matching, key=lambda rule: rule.match.specificity(), reverse=True)
+
+    def account(self, role: AccountRole, context: MappingContext) -> str:
+        """The account for `role`; raises MappingError when neither a rule nor a default names it."""
+        for rule in self._ranked_rules(context):
+            if role in rule.accounts:
+                return rule.accounts[role]
+        if role in self.default_accounts:
+            return self.default_accounts[role]
+        raise MappingError(f"no {role.value} account for {context.model_dump(exclude_none=True)}")
+
+    def item(self, context: MappingContext) -> str:
+        """The ERP item for a line; raises MappingError when none is mapped."""
+        for rule in self._ranked_rules(context):
+            if rule.item is not None:
+                return rule.item
+        if context.revenue_class is not None and context.revenue_class in self.default_items:
+            return self.default_items[context.revenue_class]
+        raise MappingError(f"no ERP item for {context.model_dump(exclude_none=True)}")

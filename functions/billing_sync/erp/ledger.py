@@ -1,0 +1,164 @@
+"""The embedded double-entry ledger: the default ERP, stored in DynamoDB.
+
+Documents are keyed by external id and created with a conditional put, so posting the same
+document twice returns the first one (upsert semantics, as NetSuite's `eid:` upserts behave).
+Each document stores its balanced journal; the trial balance is derived from the journals.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from billing_sync.aws_errors import error_code, is_transient, request_id
+from billing_sync.domain.errors import ErpRejectedError, ErpTransientError
+from billing_sync.domain.journal import (
+    ErpCustomer,
+    ErpDocument,
+    ErpRef,
+    JournalLine,
+    TrialBalanceRow,
+    imbalances,
+    trial_balance,
+)
+
+_DOCUMENT = "DOC#"
+_CUSTOMER = "CUSTOMER#"
+
+
+def ledger_document_id(external_id: str) -> str:
+    return "LDG-" + hashlib.sha256(external_id.encode()).hexdigest()[:16].upper()
+
+
+def _translate(exc: BotoCoreError | ClientError, action: str) -> Exception:
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        code, rid = error_code(exc), request_id(exc)
+    else:
+        status, code, rid = None, type(exc).__name__, None
+    error_class = ErpTransientError if is_transient(exc) else ErpRejectedError
+    return error_class(f"ledger could not {action}: {exc}", status=status, erp_code=code, request_id=rid)
+
+
+class DynamoLedgerErpClient:
+    """Implements ErpClient on a DynamoDB table (partition key `pk`)."""
+
+    def __init__(self, client: Any, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def create_document(self, document: ErpDocument) -> ErpRef:
+        document_id = ledger_document_id(document.external_id)
+        item = {
+            "pk": {"S": _DOCUMENT + document.external_id},
+            "document_id": {"S": document_id},
+            "kind": {"S": document.kind},
+            "legal_entity": {"S": document.legal_entity},
+            "subsidiary": {"S": document.subsidiary},
+            "customer": {"S": document.customer_external_id},
+            "currency": {"S": document.currency},
+            "posting_date": {"S": document.posting_date.isoformat()},
+            "total": {"N": str(document.total)},
+            "applies_to": {"L": [{"S": ext} for ext in document.applies_to]},
+            "journal": {"L": [_journal_line_item(line) for line in document.journal]},
+            "document_lines": {"S": json.dumps([line.model_dump(mode="json") for line in document.lines])},
+            "source_event_id": {"S": document.source_event_id},
+            "created_at": {"S": datetime.now(UTC).isoformat()},
+        }
+        if document.memo:
+            item["memo"] = {"S": document.memo}
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(pk)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                existing = exc.response.get("Item") or {}
+                existing_id = existing.get("document_id", {}).get("S") or document_id
+                return ErpRef(external_id=document.external_id, document_id=existing_id, created=False)
+            raise _translate(exc, f"create {document.external_id}") from exc
+        except BotoCoreError as exc:
+            raise _translate(exc, f"create {document.external_id}") from exc
+        return ErpRef(external_id=document.external_id, document_id=document_id, created=True)
+
+    def find_document(self, external_id: str) -> ErpRef | None:
+        try:
+            response = self._client.get_item(
+                TableName=self._table,
+                Key={"pk": {"S": _DOCUMENT + external_id}},
+                ProjectionExpression="document_id",
+                ConsistentRead=True,
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise _translate(exc, f"look up {external_id}") from exc
+        item = response.get("Item")
+        if item is None:
+            return None
+        return ErpRef(external_id=external_id, document_id=item["document_id"]["S"], created=False)
+
+    def upsert_customer(self, customer: ErpCustomer) -> ErpRef:
+        document_id = "CUS-" + hashlib.sha256(customer.external_id.encode()).hexdigest()[:12].upper()
+        item: dict[str, Any] = {
+            "pk": {"S": _CUSTOMER + customer.external_id},
+            "document_id": {"S": document_id},
+            "subsidiary": {"S": customer.subsidiary},
+        }
+        for name in ("name", "email", "currency"):
+            value = getattr(customer, name)
+            if value:
+                item[name] = {"S": value}
+        try:
+            self._client.put_item(TableName=self._table, Item=item)
+        except (BotoCoreError, ClientError) as exc:
+            raise _translate(exc, f"upsert customer {customer.external_id}") from exc
+        return ErpRef(external_id=customer.external_id, document_id=document_id, created=True)
+
+    # ---- reading the books (reports, reconciliation, the local runtime) ----
+
+    def journals(self) -> Iterator[tuple[str, tuple[JournalLine, ...]]]:
+        """(document id, journal) for every posted document."""
+        paginator = self._client.get_paginator("scan")
+        for page in paginator.paginate(
+            TableName=self._table,
+            FilterExpression="begins_with(pk, :doc)",
+            ExpressionAttributeValues={":doc": {"S": _DOCUMENT}},
+            ConsistentRead=True,
+        ):
+            for item in page["Items"]:
+                yield item["document_id"]["S"], tuple(_journal_line(v["M"]) for v in item["journal"]["L"])
+
+    def trial_balance(self) -> tuple[int, bool, list[TrialBalanceRow]]:
+        """(document count, every journal balances per currency, trial balance rows)."""
+        journals = [journal for _, journal in self.journals()]
+        balanced = all(not imbalances(journal) for journal in journals)
+        return len(journals), balanced, trial_balance(journals)
+
+
+def _journal_line_item(line: JournalLine) -> dict[str, Any]:
+    item = {
+        "account": {"S": line.account},
+        "currency": {"S": line.currency},
+        "debit": {"N": str(line.debit)},
+        "credit": {"N": str(line.credit)},
+    }
+    if line.memo:
+        item["memo"] = {"S": line.memo}
+    return {"M": item}
+
+
+def _journal_line(item: dict[str, Any]) -> JournalLine:
+    return JournalLine(
+        account=item["account"]["S"],
+        currency=item["currency"]["S"],
+        debit=int(item["debit"]["N"]),
+        credit=int(item["credit"]["N"]),
+        memo=item.get("memo", {}).get("S"),
+    )

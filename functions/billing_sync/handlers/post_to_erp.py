@@ -1,0 +1,33 @@
+"""SQS posting queue -> ERP. Partial batch responses: only failed records return to the queue."""
+
+from __future__ import annotations
+
+import json
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from billing_sync.composition import posting_service
+from billing_sync.observability import logger, metrics
+
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def post_record(record: SQSRecord) -> str:
+    envelope = json.loads(record.body)
+    result = posting_service().handle(envelope["detail"])
+    metrics.add_metric(name=f"Events{result.status.title()}", unit=MetricUnit.Count, value=1)
+    logger.info(
+        "event processed",
+        extra={"event_id": result.event_id, "status": result.status, "category": result.category,
+               "erp_document_ids": result.erp_document_ids},
+    )
+    return result.status
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return process_partial_response(event=event, record_handler=post_record, processor=processor, context=context)

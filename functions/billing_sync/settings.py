@@ -1,0 +1,67 @@
+"""Per-function settings, parsed once per cold start from the environment the stack sets."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+DEFAULT_MAPPING_FILE = Path(__file__).parent / "config" / "account_mapping.json"
+
+
+class SettingsError(RuntimeError):
+    """The function's environment is incomplete; the message names what is missing."""
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        env = os.environ if environ is None else environ
+        try:
+            return cls.model_validate({key.lower(): value for key, value in env.items()})
+        except ValidationError as exc:
+            problems = ", ".join(f"{'.'.join(map(str, e['loc'])).upper()} ({e['msg']})" for e in exc.errors())
+            raise SettingsError(f"{cls.__name__}: invalid or missing environment: {problems}") from None
+
+
+class IngestSettings(_Settings):
+    billing_bus_name: str = Field(min_length=1)
+    raw_archive_bucket: str = Field(min_length=1)
+    lineage_table_name: str = Field(min_length=1)
+    exception_queue_url: str = Field(min_length=1)
+    default_legal_entity: str = "US01"
+
+
+class WebhookSettings(IngestSettings):
+    stripe_webhook_secret_name: str = Field(min_length=1)
+    secret_cache_seconds: int = Field(default=300, ge=0)
+
+
+class PostingSettings(_Settings):
+    lineage_table_name: str = Field(min_length=1)
+    ledger_table_name: str = Field(min_length=1)
+    master_data_table_name: str = Field(min_length=1)
+    exception_queue_url: str = Field(min_length=1)
+    mapping_file: Path = DEFAULT_MAPPING_FILE
+    claim_lease_seconds: int = Field(default=90, ge=1)
+
+
+@cache
+def webhook_settings() -> WebhookSettings:
+    return WebhookSettings.from_env()
+
+
+@cache
+def partner_settings() -> IngestSettings:
+    return IngestSettings.from_env()
+
+
+@cache
+def posting_settings() -> PostingSettings:
+    return PostingSettings.from_env()
