@@ -1,0 +1,34 @@
+"""Deployment configuration, read once from CDK context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from constructs import Node
+
+DEFAULT_STAGE = "dev"
+DEFAULT_LEGAL_ENTITY = "US01"
+# Layer version 27 is the one the Powertools v3 installation page publishes for every python3xx-arm64
+# variant; its build installs `aws-lambda-powertools[all]`, which brings pydantic v2 and aws-xray-sdk.
+DEFAULT_POWERTOOLS_LAYER_VERSION = 27
+
+
+@dataclass(frozen=True, kw_only=True)
+class BillingSyncConfig:
+    stage: str = DEFAULT_STAGE
+    default_legal_entity: str = DEFAULT_LEGAL_ENTITY
+    stripe_partner_event_bus_name: str | None = None
+    powertools_layer_version: int = DEFAULT_POWERTOOLS_LAYER_VERSION
+
+    @classmethod
+    def from_context(cls, node: Node) -> BillingSyncConfig:
+        """Reads `stage`, `defaultLegalEntity`, `stripePartnerEventBusName`, `powertoolsLayerVersion`."""
+        partner_bus = node.try_get_context("stripePartnerEventBusName")
+        return cls(
+            stage=str(node.try_get_context("stage") or DEFAULT_STAGE),
+            default_legal_entity=str(node.try_get_context("defaultLegalEntity") or DEFAULT_LEGAL_ENTITY),
+            stripe_partner_event_bus_name=str(partner_bus) if partner_bus else None,
+            powertools_layer_version=int(
+                node.try_get_context("powertoolsLayerVersion") or DEFAULT_POWERTOOLS_LAYER_VERSION
+            ),
+        )

@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_sqs as sqs
+from cdk_nag import NagPackSuppression, NagSuppressions
+from constructs import Construct
+
+from infra.constructs.state_tables import StateTables
+from infra.function_factory import FunctionFactory
+
+POSTED_DETAIL_TYPES = ["invoice.issued", "payment.settled", "customer.upserted"]
+POSTING_TIMEOUT = Duration.seconds(30)
+# AWS guidance for SQS event sources: visibility timeout at least six times the function timeout.
+VISIBILITY_TIMEOUT_FACTOR = 6
+MAX_RECEIVE_COUNT = 8
+POSTING_BATCH_SIZE = 10
+# ERP back-pressure: never more than this many concurrent posting invocations.
+POSTING_MAX_CONCURRENCY = 5
+
+
+class PostingPipeline(Construct):
+    """Canonical events from the billing bus -> posting queue -> posting Lambda -> ERP port.
+
+    The posting queue's dead-letter queue is the exception queue that operators inspect and redrive.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        function_factory: FunctionFactory,
+        billing_bus: events.IEventBus,
+        tables: StateTables,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.exception_queue = sqs.Queue(
+            self,
+            "ExceptionQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        NagSuppressions.add_resource_suppressions(
+            self.exception_queue,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-SQS3",
+                    reason="This is the exception (dead-letter) queue itself; operators drain and "
+                    "redrive it, so it has no DLQ of its own.",
+                )
+            ],
+        )
+        self.posting_queue = sqs.Queue(
+            self,
+            "PostingQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            visibility_timeout=Duration.seconds(POSTING_TIMEOUT.to_seconds() * VISIBILITY_TIMEOUT_FACTOR),
+            dead_letter_queue=sqs.DeadLetterQueue(
+                queue=self.exception_queue, max_receive_count=MAX_RECEIVE_COUNT
+            ),
+        )
+        self.rule = events.Rule(
+            self,
+            "CanonicalEventsToPosting",
+            event_bus=billing_bus,
+            description="Canonical finance events that post documents to the ERP",
+            event_pattern=events.EventPattern(source=["billing-sync"], detail_type=POSTED_DETAIL_TYPES),
+            targets=[targets.SqsQueue(self.posting_queue)],
+        )
+
+        self.function = function_factory.create(
+            self,
+            "PostToErpFunction",
+            handler_module="post_to_erp",
+            timeout=POSTING_TIMEOUT,
+            description="Claims, validates, maps and posts canonical finance events to the ERP",
+            environment={
+                "LINEAGE_TABLE_NAME": tables.lineage.table_name,
+                "LEDGER_TABLE_NAME": tables.ledger.table_name,
+                "MASTER_DATA_TABLE_NAME": tables.master_data.table_name,
+                "EXCEPTION_QUEUE_URL": self.exception_queue.queue_url,
+            },
+        )
+        for table in tables.all:
+            table.grant_read_write_data(self.function)
+        self.exception_queue.grant_send_messages(self.function)
+        self.function.add_event_source(
+            event_sources.SqsEventSource(
+                self.posting_queue,
+                batch_size=POSTING_BATCH_SIZE,
+                report_batch_item_failures=True,
+                max_concurrency=POSTING_MAX_CONCURRENCY,
+            )
+        )
+
+    @property
+    def functions(self) -> list[lambda_.Function]:
+        return [self.function]

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from infra.config import BillingSyncConfig
+from infra.constructs.ingest_api import IngestApi
+from infra.constructs.observability import Observability
+from infra.constructs.partner_events import StripePartnerEvents
+from infra.constructs.posting_pipeline import PostingPipeline
+from infra.constructs.raw_archive import RawArchive
+from infra.constructs.state_tables import StateTables
+from infra.function_factory import FunctionFactory
+
+
+class BillingSyncStack(Stack):
+    """Composes the billing-sync capabilities; the wiring lives in the constructs."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: BillingSyncConfig, **kwargs: Any):
+        super().__init__(scope, construct_id, **kwargs)
+        function_factory = FunctionFactory(powertools_layer_version=config.powertools_layer_version)
+        tables = StateTables(self, "StateTables")
+        raw_archive = RawArchive(self, "RawArchive")
+        billing_bus = events.EventBus(self, "BillingBus", event_bus_name=f"billing-sync-{config.stage}")
+
+        posting = PostingPipeline(
+            self, "PostingPipeline", function_factory=function_factory, billing_bus=billing_bus, tables=tables
+        )
+        ingest = IngestApi(
+            self,
+            "IngestApi",
+            stage=config.stage,
+            function_factory=function_factory,
+            billing_bus=billing_bus,
+            raw_archive=raw_archive.bucket,
+            lineage_table=tables.lineage,
+            exception_queue=posting.exception_queue,
+            default_legal_entity=config.default_legal_entity,
+        )
+        functions: dict[str, lambda_.IFunction] = {
+            "StripeWebhook": ingest.function,
+            "PostToErp": posting.function,
+        }
+        if config.stripe_partner_event_bus_name:
+            partner = StripePartnerEvents(
+                self,
+                "StripePartnerEvents",
+                partner_event_bus_name=config.stripe_partner_event_bus_name,
+                function_factory=function_factory,
+                billing_bus=billing_bus,
+                raw_archive=raw_archive.bucket,
+                lineage_table=tables.lineage,
+                exception_queue=posting.exception_queue,
+                default_legal_entity=config.default_legal_entity,
+            )
+            functions["StripePartnerEvents"] = partner.function
+        Observability(self, "Observability", exception_queue=posting.exception_queue, functions=functions)
+
+        outputs = {
+            "WebhookUrl": ingest.webhook_url,
+            "BillingBusName": billing_bus.event_bus_name,
+            "PostingQueueUrl": posting.posting_queue.queue_url,
+            "ExceptionQueueUrl": posting.exception_queue.queue_url,
+            "LineageTableName": tables.lineage.table_name,
+            "LedgerTableName": tables.ledger.table_name,
+            "MasterDataTableName": tables.master_data.table_name,
+            "RawArchiveBucketName": raw_archive.bucket.bucket_name,
+            "StripeWebhookSecretName": ingest.webhook_secret_name,
+        }
+        for output_id, value in outputs.items():
+            CfnOutput(self, output_id, value=value)

@@ -1,0 +1,375 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from aws_cdk.assertions import Match
+
+from tests.infra.conftest import PARTNER_BUS_NAME, SynthesisedStack
+
+pytestmark = pytest.mark.infra
+
+POSTING_FUNCTION_TIMEOUT_SECONDS = 30
+
+
+def function_by_module(synthesised: SynthesisedStack, module: str) -> tuple[str, dict]:
+    handler = f"billing_sync.handlers.{module}.lambda_handler"
+    matches = [
+        (logical_id, resource)
+        for logical_id, resource in synthesised.resources("AWS::Lambda::Function").items()
+        if resource["Properties"]["Handler"] == handler
+    ]
+    assert len(matches) == 1, f"expected exactly one function with handler {handler}"
+    return matches[0]
+
+
+def role_logical_id(function: dict) -> str:
+    return function["Properties"]["Role"]["Fn::GetAtt"][0]
+
+
+def allowed_actions(synthesised: SynthesisedStack, module: str) -> set[str]:
+    role_id = role_logical_id(function_by_module(synthesised, module)[1])
+    actions: set[str] = set()
+    for policy in synthesised.resources("AWS::IAM::Policy").values():
+        if {"Ref": role_id} not in policy["Properties"]["Roles"]:
+            continue
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            assert statement["Effect"] == "Allow"
+            granted = statement["Action"]
+            actions.update([granted] if isinstance(granted, str) else granted)
+    return actions
+
+
+def logical_id_of(synthesised: SynthesisedStack, resource_type: str, path_fragment: str) -> str:
+    matches = [
+        logical_id
+        for logical_id in synthesised.resources(resource_type)
+        if logical_id.startswith(path_fragment)
+    ]
+    assert len(matches) == 1, f"expected one {resource_type} starting with {path_fragment}: {matches}"
+    return matches[0]
+
+
+def test_every_function_is_arm64_python312_plus_traced_with_json_logs(synthesised):
+    # GIVEN the synthesised stack
+    functions = synthesised.resources("AWS::Lambda::Function")
+
+    # THEN every function shares the factory's runtime settings
+    assert functions
+    for logical_id, function in functions.items():
+        properties = function["Properties"]
+        assert properties["Architectures"] == ["arm64"], logical_id
+        runtime = properties["Runtime"]
+        assert runtime.startswith("python3.")
+        assert int(runtime.removeprefix("python3.")) >= 12, logical_id
+        assert properties["TracingConfig"] == {"Mode": "Active"}, logical_id
+        assert properties["LoggingConfig"]["LogFormat"] == "JSON", logical_id
+        assert properties["MemorySize"] == 512
+        assert properties["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == "billing-sync"
+        assert properties["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"] == "BillingSync"
+        layer = json.dumps(properties["Layers"])
+        assert f"AWSLambdaPowertoolsPythonV3-{runtime.replace('.', '')}-arm64:" in layer
+        assert "${AWS::Region}" in layer
+
+
+def test_every_function_has_a_log_group_with_retention(synthesised):
+    log_groups = synthesised.resources("AWS::Logs::LogGroup")
+    for logical_id, function in synthesised.resources("AWS::Lambda::Function").items():
+        log_group_id = function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        assert log_groups[log_group_id]["Properties"]["RetentionInDays"] == 30, logical_id
+
+
+def test_function_timeouts_and_environment(synthesised):
+    _, webhook = function_by_module(synthesised, "stripe_webhook")
+    _, posting = function_by_module(synthesised, "post_to_erp")
+
+    assert webhook["Properties"]["Timeout"] == 10
+    assert posting["Properties"]["Timeout"] == POSTING_FUNCTION_TIMEOUT_SECONDS
+    assert set(webhook["Properties"]["Environment"]["Variables"]) >= {
+        "BILLING_BUS_NAME",
+        "RAW_ARCHIVE_BUCKET",
+        "STRIPE_WEBHOOK_SECRET_NAME",
+        "LINEAGE_TABLE_NAME",
+        "EXCEPTION_QUEUE_URL",
+        "DEFAULT_LEGAL_ENTITY",
+    }
+    assert webhook["Properties"]["Environment"]["Variables"]["DEFAULT_LEGAL_ENTITY"] == "US01"
+    assert set(posting["Properties"]["Environment"]["Variables"]) >= {
+        "LINEAGE_TABLE_NAME",
+        "LEDGER_TABLE_NAME",
+        "MASTER_DATA_TABLE_NAME",
+        "EXCEPTION_QUEUE_URL",
+    }
+
+
+def test_tables_have_pk_pitr_sse_on_demand_and_are_retained(synthesised):
+    tables = synthesised.resources("AWS::DynamoDB::Table")
+    assert tables
+    for logical_id, table in tables.items():
+        properties = table["Properties"]
+        assert properties["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}], logical_id
+        assert properties["BillingMode"] == "PAY_PER_REQUEST"
+        assert properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+        assert properties["SSESpecification"]["SSEEnabled"] is True
+        assert table["DeletionPolicy"] == "Retain"
+
+
+def test_buckets_are_encrypted_private_and_tls_only(synthesised):
+    buckets = synthesised.resources("AWS::S3::Bucket")
+    policies = synthesised.resources("AWS::S3::BucketPolicy").values()
+    for logical_id, bucket in buckets.items():
+        properties = bucket["Properties"]
+        encryption = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+        assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256", logical_id
+        assert properties["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        }
+        tls_denials = [
+            statement
+            for policy in policies
+            if policy["Properties"]["Bucket"] == {"Ref": logical_id}
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+            if statement["Effect"] == "Deny"
+            and statement.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+        ]
+        assert tls_denials, f"{logical_id} accepts plain HTTP"
+
+
+def test_raw_archive_is_versioned_and_access_logged(synthesised):
+    archive = synthesised.resource(logical_id_of(synthesised, "AWS::S3::Bucket", "RawArchiveBucket"))
+    assert archive["Properties"]["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert "DestinationBucketName" in archive["Properties"]["LoggingConfiguration"]
+
+
+def test_posting_queue_redrives_to_the_exception_queue(synthesised):
+    posting_queue = synthesised.resource(
+        logical_id_of(synthesised, "AWS::SQS::Queue", "PostingPipelinePostingQueue")
+    )["Properties"]
+    exception_queue_id = logical_id_of(synthesised, "AWS::SQS::Queue", "PostingPipelineExceptionQueue")
+
+    redrive = posting_queue["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": [exception_queue_id, "Arn"]}
+    assert redrive["maxReceiveCount"] >= 5
+    assert posting_queue["VisibilityTimeout"] >= 6 * POSTING_FUNCTION_TIMEOUT_SECONDS
+    exception_queue = synthesised.resource(exception_queue_id)["Properties"]
+    assert exception_queue["MessageRetentionPeriod"] == 14 * 24 * 3600
+
+
+def test_queues_are_encrypted_and_tls_only(synthesised):
+    policies = synthesised.resources("AWS::SQS::QueuePolicy").values()
+    for logical_id, queue in synthesised.resources("AWS::SQS::Queue").items():
+        assert queue["Properties"]["SqsManagedSseEnabled"] is True, logical_id
+        tls_denials = [
+            statement
+            for policy in policies
+            if {"Ref": logical_id} in policy["Properties"]["Queues"]
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+            if statement["Effect"] == "Deny"
+            and statement.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+        ]
+        assert tls_denials, f"{logical_id} accepts plain HTTP"
+
+
+def test_posting_event_source_reports_partial_failures_and_caps_concurrency(synthesised):
+    posting_id, _ = function_by_module(synthesised, "post_to_erp")
+    posting_queue_id = logical_id_of(synthesised, "AWS::SQS::Queue", "PostingPipelinePostingQueue")
+
+    synthesised.template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {
+            "FunctionName": {"Ref": posting_id},
+            "EventSourceArn": {"Fn::GetAtt": [posting_queue_id, "Arn"]},
+            "BatchSize": 10,
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            "ScalingConfig": {"MaximumConcurrency": 5},
+        },
+    )
+
+
+def test_billing_bus_rule_sends_canonical_events_to_the_posting_queue(synthesised):
+    bus_id = logical_id_of(synthesised, "AWS::Events::EventBus", "BillingBus")
+    posting_queue_id = logical_id_of(synthesised, "AWS::SQS::Queue", "PostingPipelinePostingQueue")
+    synthesised.template.has_resource_properties("AWS::Events::EventBus", {"Name": "billing-sync-dev"})
+
+    synthesised.template.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "EventBusName": {"Ref": bus_id},
+            "EventPattern": {
+                "source": ["billing-sync"],
+                "detail-type": ["invoice.issued", "payment.settled", "customer.upserted"],
+            },
+            "Targets": [Match.object_like({"Arn": {"Fn::GetAtt": [posting_queue_id, "Arn"]}})],
+        },
+    )
+
+
+def test_each_function_has_its_own_role(synthesised):
+    roles = [role_logical_id(f) for f in synthesised.resources("AWS::Lambda::Function").values()]
+    assert len(roles) == len(set(roles))
+    for role_id in roles:
+        assert "ManagedPolicyArns" not in synthesised.resource(role_id)["Properties"]
+
+
+def test_webhook_role_is_least_privilege(synthesised):
+    actions = allowed_actions(synthesised, "stripe_webhook")
+
+    assert {
+        "events:PutEvents",
+        "secretsmanager:GetSecretValue",
+        "s3:PutObject",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "sqs:SendMessage",
+    } <= actions
+    assert not {"s3:GetObject", "dynamodb:DeleteItem", "dynamodb:Scan", "sqs:ReceiveMessage"} & actions
+
+
+def test_posting_role_cannot_publish_or_read_the_signing_secret(synthesised):
+    actions = allowed_actions(synthesised, "post_to_erp")
+
+    assert {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "sqs:SendMessage",
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+    } <= actions
+    assert "events:PutEvents" not in actions
+    assert not any(action.startswith("secretsmanager:") for action in actions)
+    assert not any(action.startswith("s3:") for action in actions)
+
+
+def test_webhook_route_is_a_lambda_proxy_with_access_logs_and_throttling(synthesised):
+    webhook_id, _ = function_by_module(synthesised, "stripe_webhook")
+    synthesised.template.has_resource_properties("AWS::ApiGateway::Resource", {"PathPart": "stripe"})
+    synthesised.template.has_resource_properties(
+        "AWS::ApiGateway::Method",
+        {
+            "HttpMethod": "POST",
+            "RequestParameters": {"method.request.header.Stripe-Signature": True},
+            "Integration": Match.object_like({"Type": "AWS_PROXY", "IntegrationHttpMethod": "POST"}),
+        },
+    )
+    methods = synthesised.resources("AWS::ApiGateway::Method").values()
+    assert any(webhook_id in json.dumps(m["Properties"]["Integration"]["Uri"]) for m in methods)
+    synthesised.template.has_resource_properties(
+        "AWS::ApiGateway::Stage",
+        {
+            "AccessLogSetting": Match.object_like({"DestinationArn": Match.any_value()}),
+            "MethodSettings": Match.array_with(
+                [Match.object_like({"ThrottlingRateLimit": Match.any_value(), "LoggingLevel": "ERROR"})]
+            ),
+        },
+    )
+
+
+def test_signing_secret_is_a_json_list_placeholder(synthesised):
+    synthesised.template.has_resource_properties(
+        "AWS::SecretsManager::Secret",
+        {
+            "Name": "billing-sync/dev/stripe-webhook-signing-secrets",
+            "SecretString": {"Fn::Sub": Match.string_like_regexp(r'^\["whsec_.*"\]$')},
+        },
+    )
+
+
+def test_alarms_watch_the_exception_queue_and_function_errors(synthesised):
+    synthesised.template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "MetricName": "ApproximateNumberOfMessagesVisible",
+            "Threshold": 1,
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+        },
+    )
+    synthesised.template.has_resource_properties(
+        "AWS::CloudWatch::Alarm", {"MetricName": "Errors", "Namespace": "AWS/Lambda"}
+    )
+
+
+def test_outputs_are_published(synthesised):
+    outputs = synthesised.template.to_json()["Outputs"]
+    assert {
+        "WebhookUrl",
+        "BillingBusName",
+        "PostingQueueUrl",
+        "ExceptionQueueUrl",
+        "LineageTableName",
+        "LedgerTableName",
+        "MasterDataTableName",
+        "RawArchiveBucketName",
+        "StripeWebhookSecretName",
+    } <= set(outputs)
+    assert json.dumps(outputs["WebhookUrl"]["Value"]).endswith('"/webhooks/stripe"]]}')
+
+
+def test_lambda_asset_is_only_the_runtime_package(synthesised):
+    asset_paths = {
+        function["Metadata"]["aws:asset:path"]
+        for function in synthesised.resources("AWS::Lambda::Function").values()
+    }
+    assert len(asset_paths) == 1
+    staged = Path(synthesised.outdir, asset_paths.pop())
+    top_level = {entry.name for entry in staged.iterdir()}
+
+    assert "billing_sync" in top_level
+    assert (staged / "billing_sync" / "handlers").is_dir()
+    assert not top_level & {"tests", "infra", "app.py", "cdk.json", "pyproject.toml", ".venv", "node_modules"}
+    assert not list(staged.rglob("__pycache__"))
+
+
+def test_no_unsuppressed_nag_errors(synthesised):
+    errors = synthesised.annotations.find_error("*", Match.string_like_regexp("AwsSolutions-.*"))
+    assert errors == [], "\n".join(str(error.entry.data) for error in errors)
+
+
+def test_no_unsuppressed_nag_warnings(synthesised):
+    warnings = synthesised.annotations.find_warning("*", Match.string_like_regexp("AwsSolutions-.*"))
+    assert warnings == [], "\n".join(str(warning.entry.data) for warning in warnings)
+
+
+def test_partner_bus_is_absent_without_context(synthesised):
+    rules = synthesised.resources("AWS::Events::Rule").values()
+    assert all("aws.partner" not in json.dumps(rule["Properties"]) for rule in rules)
+    handlers = {f["Properties"]["Handler"] for f in synthesised.resources("AWS::Lambda::Function").values()}
+    assert "billing_sync.handlers.stripe_partner_events.lambda_handler" not in handlers
+
+
+def test_partner_bus_rule_targets_the_normaliser_with_retries_and_dlq(synthesised_with_partner_bus):
+    stack = synthesised_with_partner_bus
+    normaliser_id, normaliser = function_by_module(stack, "stripe_partner_events")
+    exception_queue_id = logical_id_of(stack, "AWS::SQS::Queue", "PostingPipelineExceptionQueue")
+
+    stack.template.has_resource_properties(
+        "AWS::Events::Rule",
+        {
+            "EventBusName": PARTNER_BUS_NAME,
+            "EventPattern": {"source": [{"prefix": "aws.partner/stripe.com"}]},
+            "Targets": [
+                Match.object_like(
+                    {
+                        "Arn": {"Fn::GetAtt": [normaliser_id, "Arn"]},
+                        "DeadLetterConfig": {"Arn": {"Fn::GetAtt": [exception_queue_id, "Arn"]}},
+                        "RetryPolicy": Match.object_like({"MaximumRetryAttempts": Match.any_value()}),
+                    }
+                )
+            ],
+        },
+    )
+    assert normaliser["Properties"]["Timeout"] == 10
+    assert "STRIPE_WEBHOOK_SECRET_NAME" not in normaliser["Properties"]["Environment"]["Variables"]
+    actions = allowed_actions(stack, "stripe_partner_events")
+    assert "events:PutEvents" in actions
+    assert not any(action.startswith("secretsmanager:") for action in actions)
+
+
+def test_partner_bus_stack_passes_the_nag_gate(synthesised_with_partner_bus):
+    annotations = synthesised_with_partner_bus.annotations
+    assert annotations.find_error("*", Match.string_like_regexp("AwsSolutions-.*")) == []
+    assert annotations.find_warning("*", Match.string_like_regexp("AwsSolutions-.*")) == []
