@@ -85,9 +85,7 @@ def invoice_document(event: InvoiceIssuedEvent, mapping: AccountMapping) -> ErpD
         currency = invoice.currency
         yield JournalLine(account=account(AccountRole.ACCOUNTS_RECEIVABLE), currency=currency, debit=invoice.total)
         if invoice.discount_total:
-            yield JournalLine(
-                account=account(AccountRole.DISCOUNTS), currency=currency, debit=invoice.discount_total
-            )
+            yield JournalLine(account=account(AccountRole.DISCOUNTS), currency=currency, debit=invoice.discount_total)
         invoice_day = invoice.issued_at.date()
         for line in invoice.lines:
             net = line.amount - line.tax_inclusive

@@ -329,8 +329,5 @@ EVENT_MODELS: dict[EventType, type[_Envelope]] = {
     )
 }
 
-POSTABLE_EVENT_TYPES = frozenset(
-    {EventType.CUSTOMER_UPSERTED, EventType.INVOICE_ISSUED, EventType.PAYMENT_SETTLED}
-)
+POSTABLE_EVENT_TYPES = frozenset({EventType.CUSTOMER_UPSERTED, EventType.INVOICE_ISSUED, EventType.PAYMENT_SETTLED})
 """Types the posting pipeline implements in v1; the bus rule routes exactly these."""
-

@@ -28,9 +28,7 @@ class SourceNormaliser(Protocol):
         """(source event id, source event type); raises MalformedEventError."""
         ...
 
-    def normalise(
-        self, payload: Mapping[str, Any], *, received_at: datetime, raw_ref: str
-    ) -> FinanceEvent | None:
+    def normalise(self, payload: Mapping[str, Any], *, received_at: datetime, raw_ref: str) -> FinanceEvent | None:
         """The canonical event, or None for a type this product does not use; raises MalformedEventError."""
         ...
 

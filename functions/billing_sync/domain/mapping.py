@@ -48,8 +48,7 @@ class RuleMatch(_Model):
 
     def matches(self, context: MappingContext) -> bool:
         return all(
-            expected is None or expected == getattr(context, name)
-            for name, expected in self.model_dump().items()
+            expected is None or expected == getattr(context, name) for name, expected in self.model_dump().items()
         )
 
 

@@ -67,9 +67,7 @@ class LineageStore(Protocol):
 
 
 class MasterDataStore(Protocol):
-    def upsert_customer(
-        self, *, source: str, customer: CustomerUpserted, legal_entity: str, as_of: datetime
-    ) -> bool:
+    def upsert_customer(self, *, source: str, customer: CustomerUpserted, legal_entity: str, as_of: datetime) -> bool:
         """Stores the customer unless a newer version is stored; returns False when it was stale."""
         ...
 

@@ -21,8 +21,12 @@ def post_record(record: SQSRecord) -> str:
     metrics.add_metric(name=f"Events{result.status.title()}", unit=MetricUnit.Count, value=1)
     logger.info(
         "event processed",
-        extra={"event_id": result.event_id, "status": result.status, "category": result.category,
-               "erp_document_ids": result.erp_document_ids},
+        extra={
+            "event_id": result.event_id,
+            "status": result.status,
+            "category": result.category,
+            "erp_document_ids": result.erp_document_ids,
+        },
     )
     return result.status
 

@@ -49,8 +49,12 @@ def receive_stripe_webhook() -> Response:
     logger.info("webhook accepted", extra={"event_id": result.event_id, "outcome": result.outcome})
     return _json(
         HTTPStatus.OK,
-        {"received": True, "event_id": result.event_id, "source_event_id": result.source_event_id,
-         "outcome": result.outcome},
+        {
+            "received": True,
+            "event_id": result.event_id,
+            "source_event_id": result.source_event_id,
+            "outcome": result.outcome,
+        },
     )
 
 

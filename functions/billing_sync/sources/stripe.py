@@ -154,8 +154,10 @@ class StripeNormaliser:
         subscription = (invoice.parent.subscription_details or {}).get("subscription") if invoice.parent else None
         taxes = invoice.total_taxes or ()
         issued = (
-            invoice.status_transitions.finalized_at if invoice.status_transitions else None
-        ) or invoice.effective_at or invoice.created
+            (invoice.status_transitions.finalized_at if invoice.status_transitions else None)
+            or invoice.effective_at
+            or invoice.created
+        )
         return InvoiceIssuedEvent(
             **self._envelope(event, received_at, raw_ref, invoice.metadata),
             data=InvoiceIssued(
@@ -191,9 +193,7 @@ class StripeNormaliser:
             ),
         )
 
-    def _charge_succeeded(
-        self, event: StripeEvent, received_at: datetime, raw_ref: str
-    ) -> PaymentSettledEvent | None:
+    def _charge_succeeded(self, event: StripeEvent, received_at: datetime, raw_ref: str) -> PaymentSettledEvent | None:
         charge = StripeCharge.model_validate(event.data.object)
         if charge.invoice is None:
             return None

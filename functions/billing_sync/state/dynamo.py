@@ -166,9 +166,7 @@ class DynamoLineageStore:
         ]
 
     def _get_item(self, event_id: str) -> dict[str, Any] | None:
-        return self._client.get_item(TableName=self._table, Key={"pk": _s(event_id)}, ConsistentRead=True).get(
-            "Item"
-        )
+        return self._client.get_item(TableName=self._table, Key={"pk": _s(event_id)}, ConsistentRead=True).get("Item")
 
 
 def _str(item: dict[str, Any], name: str) -> str | None:
@@ -209,9 +207,7 @@ class DynamoMasterDataStore:
     def _key(source: str, customer_id: str) -> dict[str, Any]:
         return {"pk": _s(f"CUSTOMER#{source}#{customer_id}")}
 
-    def upsert_customer(
-        self, *, source: str, customer: CustomerUpserted, legal_entity: str, as_of: datetime
-    ) -> bool:
+    def upsert_customer(self, *, source: str, customer: CustomerUpserted, legal_entity: str, as_of: datetime) -> bool:
         item: dict[str, Any] = {
             **self._key(source, customer.customer_id),
             "legal_entity": _s(legal_entity),
