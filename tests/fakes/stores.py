@@ -1,0 +1,121 @@
+"""In-memory lineage, master data, archive, bus and exception queue with the adapters' semantics."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+
+from billing_sync.domain.errors import ExceptionCategory
+from billing_sync.domain.events import CustomerUpserted, FinanceEvent
+from billing_sync.domain.lineage import EventRef, ExceptionRecord, LineageRecord, LineageStatus
+from billing_sync.domain.ports import Claim, ClaimState
+
+
+class InMemoryLineageStore:
+    def __init__(self) -> None:
+        self.records: dict[str, LineageRecord] = {}
+        self.leases: dict[str, datetime] = {}
+        self.fail_mark_posted: list[Exception] = []
+        self._lock = threading.Lock()
+
+    def claim(self, ref: EventRef, *, now: datetime, lease_until: datetime) -> Claim:
+        with self._lock:
+            held = self.records.get(ref.event_id)
+            if held is not None:
+                live_claim = held.status is LineageStatus.CLAIMED and self.leases.get(ref.event_id, now) >= now
+                if held.status is LineageStatus.POSTED or live_claim:
+                    state = ClaimState.ALREADY_POSTED if held.status is LineageStatus.POSTED else ClaimState.IN_FLIGHT
+                    return Claim(state, held.attempts, held.first_seen, held.erp_document_ids)
+            attempts = (held.attempts if held else 0) + 1
+            first_seen = held.first_seen if held else now
+            checkpoints = {"received": ref.received_at, "claimed": now}
+            if ref.normalised_at:
+                checkpoints["normalised"] = ref.normalised_at
+            self.records[ref.event_id] = LineageRecord(
+                **ref.identity(),
+                status=LineageStatus.CLAIMED,
+                attempts=attempts,
+                first_seen=first_seen,
+                last_seen=now,
+                checkpoints={**(held.checkpoints if held else {}), **checkpoints},
+            )
+            self.leases[ref.event_id] = lease_until
+            return Claim(ClaimState.CLAIMED, attempts, first_seen)
+
+    def mark_posted(self, event_id: str, *, document_ids: tuple[str, ...], now: datetime) -> None:
+        if self.fail_mark_posted:
+            raise self.fail_mark_posted.pop(0)
+        with self._lock:
+            held = self.records[event_id]
+            self.records[event_id] = held.model_copy(
+                update={
+                    "status": LineageStatus.POSTED,
+                    "erp_document_ids": document_ids,
+                    "last_seen": now,
+                    "category": None,
+                    "reason": None,
+                    "checkpoints": {**held.checkpoints, "posted": now},
+                }
+            )
+
+    def mark_failed(
+        self, event_id: str, *, status: str, category: ExceptionCategory, reason: str, now: datetime
+    ) -> None:
+        with self._lock:
+            held = self.records[event_id]
+            self.records[event_id] = held.model_copy(
+                update={"status": LineageStatus(status), "category": category, "reason": reason, "last_seen": now}
+            )
+            self.leases.pop(event_id, None)
+
+    def record(self, record: LineageRecord) -> None:
+        with self._lock:
+            self.records[record.event_id] = record
+
+    def get(self, event_id: str) -> LineageRecord | None:
+        return self.records.get(event_id)
+
+
+class InMemoryMasterDataStore:
+    def __init__(self) -> None:
+        self.customers: dict[tuple[str, str], tuple[datetime, CustomerUpserted, str]] = {}
+
+    def upsert_customer(self, *, source: str, customer: CustomerUpserted, legal_entity: str, as_of: datetime) -> bool:
+        key = (source, customer.customer_id)
+        held = self.customers.get(key)
+        if held is not None and held[0] >= as_of:
+            return False
+        self.customers[key] = (as_of, customer, legal_entity)
+        return True
+
+    def customer_exists(self, *, source: str, customer_id: str) -> bool:
+        return (source, customer_id) in self.customers
+
+
+class InMemoryExceptionQueue:
+    def __init__(self) -> None:
+        self.records: list[ExceptionRecord] = []
+
+    def send(self, record: ExceptionRecord) -> None:
+        self.records.append(record)
+
+
+class InMemoryRawArchive:
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    def put(self, *, source: str, source_event_id: str, body: bytes) -> str:
+        key = f"raw/{source}/{source_event_id}.json"
+        self.objects[key] = body
+        return key
+
+
+class InMemoryPublisher:
+    def __init__(self) -> None:
+        self.events: list[FinanceEvent] = []
+        self.fail_next: list[Exception] = []
+
+    def publish(self, event: FinanceEvent) -> None:
+        if self.fail_next:
+            raise self.fail_next.pop(0)
+        self.events.append(event)

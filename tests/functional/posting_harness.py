@@ -1,0 +1,62 @@
+"""A posting service wired to in-memory fakes, with a clock the test moves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from billing_sync.domain.events import FinanceEvent
+from billing_sync.domain.mapping import AccountMapping
+from billing_sync.domain.posting import PostingService
+from billing_sync.settings import DEFAULT_MAPPING_FILE
+from billing_sync.sources.stripe import StripeNormaliser
+from tests.builders import load_event
+from tests.fakes.erp import InMemoryErpClient
+from tests.fakes.stores import InMemoryExceptionQueue, InMemoryLineageStore, InMemoryMasterDataStore
+
+CLAIM_LEASE = timedelta(seconds=90)
+
+
+def mapping() -> AccountMapping:
+    return AccountMapping.model_validate_json(DEFAULT_MAPPING_FILE.read_bytes())
+
+
+def canonical(event_name_or_payload: str | dict) -> FinanceEvent:
+    payload = load_event(event_name_or_payload) if isinstance(event_name_or_payload, str) else event_name_or_payload
+    event = StripeNormaliser(default_legal_entity="US01").normalise(
+        payload, received_at=datetime(2026, 11, 1, 0, 0, 5, tzinfo=UTC), raw_ref="raw/stripe/test.json"
+    )
+    assert event is not None, "sample must be a supported type"
+    return event
+
+
+@dataclass
+class Clock:
+    now: datetime = datetime(2026, 11, 1, 1, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+@dataclass
+class PostingHarness:
+    erp: InMemoryErpClient = field(default_factory=InMemoryErpClient)
+    lineage: InMemoryLineageStore = field(default_factory=InMemoryLineageStore)
+    master_data: InMemoryMasterDataStore = field(default_factory=InMemoryMasterDataStore)
+    exceptions: InMemoryExceptionQueue = field(default_factory=InMemoryExceptionQueue)
+    clock: Clock = field(default_factory=Clock)
+
+    @property
+    def service(self) -> PostingService:
+        return PostingService(
+            erp=self.erp,
+            lineage=self.lineage,
+            master_data=self.master_data,
+            exceptions=self.exceptions,
+            mapping=mapping(),
+            clock=self.clock,
+            claim_lease=CLAIM_LEASE,
+        )

@@ -1,0 +1,195 @@
+"""Promise 2: each billing document reaches the ERP at most once; nothing accepted is lost."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from billing_sync.domain.errors import (
+    ClaimInFlightError,
+    DependencyPendingError,
+    ErpTransientError,
+    ExceptionCategory,
+    RetryablePostingError,
+)
+from billing_sync.domain.lineage import LineageStatus
+from billing_sync.domain.posting import PostingStatus
+from tests.functional.posting_harness import CLAIM_LEASE, PostingHarness, canonical
+
+
+class CrashAfterErpAcceptedError(RuntimeError):
+    """Stands for the process dying between the ERP's answer and the lineage write."""
+
+
+@pytest.fixture
+def harness() -> PostingHarness:
+    # GIVEN the invoice's customer is already synchronised
+    harness = PostingHarness()
+    harness.service.post(canonical("stripe_customer_created"))
+    return harness
+
+
+def deliver_until_settled(harness: PostingHarness, event, *, attempts: int = 10):
+    """Plays the queue: a retryable failure comes back after the visibility timeout."""
+    for _ in range(attempts):
+        try:
+            return harness.service.post(event)
+        except RetryablePostingError:
+            harness.clock.advance(CLAIM_LEASE * 2)
+    raise AssertionError(f"{event.event_id} did not settle in {attempts} deliveries")
+
+
+def test_same_invoice_delivered_five_times_creates_one_document(harness: PostingHarness) -> None:
+    # GIVEN one invoice.issued event
+    invoice = canonical("stripe_invoice_finalized")
+    # WHEN it is delivered five times in a row
+    results = [harness.service.post(invoice) for _ in range(5)]
+    # THEN the ERP holds one document and the later deliveries are duplicates
+    assert len(harness.erp.documents) == 1
+    assert harness.erp.create_calls == 1
+    assert [r.status for r in results] == [PostingStatus.POSTED] + [PostingStatus.DUPLICATE] * 4
+    assert {r.erp_document_ids for r in results} == {results[0].erp_document_ids}
+
+
+def test_concurrent_deliveries_create_one_document(harness: PostingHarness) -> None:
+    # GIVEN five workers receiving the same invoice at the same moment
+    invoice = canonical("stripe_invoice_finalized")
+    start = threading.Barrier(5)
+    outcomes: list[object] = []
+
+    def worker() -> None:
+        start.wait()
+        try:
+            outcomes.append(harness.service.post(invoice).status)
+        except ClaimInFlightError:
+            outcomes.append("in-flight")
+
+    threads = [threading.Thread(target=worker) for _ in range(5)]
+    # WHEN they all post
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # THEN exactly one created the document; the others saw it claimed or posted
+    assert len(harness.erp.documents) == 1
+    assert harness.erp.create_calls == 1
+    assert outcomes.count(PostingStatus.POSTED) == 1
+    assert set(outcomes) <= {PostingStatus.POSTED, PostingStatus.DUPLICATE, "in-flight"}
+    # AND a later redelivery of an in-flight one is a duplicate, not a second document
+    harness.clock.advance(CLAIM_LEASE * 2)
+    assert harness.service.post(invoice).status is PostingStatus.DUPLICATE
+    assert len(harness.erp.documents) == 1
+
+
+def test_crash_after_erp_accepted_before_lineage_saved_then_retry(harness: PostingHarness) -> None:
+    # GIVEN the ERP accepts the document but the worker dies before recording lineage
+    invoice = canonical("stripe_invoice_finalized")
+    harness.lineage.fail_mark_posted.append(CrashAfterErpAcceptedError("killed"))
+    with pytest.raises(CrashAfterErpAcceptedError):
+        harness.service.post(invoice)
+    assert len(harness.erp.documents) == 1
+    assert harness.lineage.get(invoice.event_id).status is LineageStatus.CLAIMED
+    # WHEN the message comes back after the visibility timeout (lease expired)
+    harness.clock.advance(CLAIM_LEASE * 2)
+    result = harness.service.post(invoice)
+    # THEN the retry finds the existing document instead of creating another
+    assert result.status is PostingStatus.POSTED
+    assert len(harness.erp.documents) == 1
+    record = harness.lineage.get(invoice.event_id)
+    assert record.status is LineageStatus.POSTED
+    assert record.attempts == 2
+    assert record.erp_document_ids == result.erp_document_ids
+
+
+def test_erp_transient_failure_is_retried_then_posted_once(harness: PostingHarness) -> None:
+    # GIVEN the ERP answers 503 once
+    invoice = canonical("stripe_invoice_finalized")
+    harness.erp.fail_next.append(ErpTransientError("503 from ERP", status=503, erp_code="UNAVAILABLE"))
+    # WHEN the first delivery fails
+    with pytest.raises(ErpTransientError):
+        harness.service.post(invoice)
+    pending = harness.lineage.get(invoice.event_id)
+    # THEN lineage shows it pending with its category, and nothing was posted
+    assert pending.status is LineageStatus.PENDING
+    assert pending.category is ExceptionCategory.ERP_TRANSIENT
+    assert harness.erp.documents == {}
+    # WHEN the queue redelivers it
+    result = harness.service.post(invoice)
+    # THEN it is posted exactly once
+    assert result.status is PostingStatus.POSTED
+    assert len(harness.erp.documents) == 1
+    assert harness.lineage.get(invoice.event_id).status is LineageStatus.POSTED
+
+
+def test_payment_before_its_invoice_waits_and_posts_after_it(harness: PostingHarness) -> None:
+    # GIVEN the payment arrives before its invoice
+    invoice = canonical("stripe_invoice_finalized")
+    payment = canonical("stripe_invoice_paid")
+    posted_order: list[str] = []
+    harness.erp.after_create = lambda document: posted_order.append(document.kind)
+    # WHEN the payment is delivered first
+    with pytest.raises(DependencyPendingError):
+        harness.service.post(payment)
+    # THEN nothing is posted and lineage shows it pending on a dependency
+    assert harness.erp.documents == {}
+    assert harness.lineage.get(payment.event_id).category is ExceptionCategory.DEPENDENCY_PENDING
+    # WHEN the invoice arrives and the payment is retried
+    harness.service.post(invoice)
+    result = deliver_until_settled(harness, payment)
+    # THEN the payment is posted after the invoice, applied to it
+    assert result.status is PostingStatus.POSTED
+    assert posted_order == ["invoice", "payment"]
+    payment_doc = harness.erp.documents["stripe-payment-in_1QvDDlNx4RkL2mQejBTD4pmw"]
+    assert payment_doc.applies_to == ("stripe-invoice-in_1QvDDlNx4RkL2mQejBTD4pmw",)
+
+
+def test_invoice_paid_and_charge_succeeded_make_one_payment_document(harness: PostingHarness) -> None:
+    # GIVEN the invoice is posted
+    harness.service.post(canonical("stripe_invoice_finalized"))
+    # WHEN Stripe sends both invoice.paid and charge.succeeded for it
+    first = harness.service.post(canonical("stripe_invoice_paid"))
+    second = harness.service.post(canonical("stripe_charge_succeeded"))
+    # THEN both are posted against one ERP payment document
+    assert first.erp_document_ids == second.erp_document_ids
+    assert len([d for d in harness.erp.documents.values() if d.kind == "payment"]) == 1
+
+
+def test_invoice_that_does_not_add_up_is_parked_with_validation_category(harness: PostingHarness) -> None:
+    # GIVEN an invoice whose total is 100 more than its lines, discounts and tax
+    invoice = canonical("stripe_invoice_finalized_bad_totals")
+    # WHEN it is posted
+    result = harness.service.post(invoice)
+    # THEN nothing reaches the ERP; it is in the exception queue and lineage says why
+    assert result.status is PostingStatus.EXCEPTION
+    assert harness.erp.documents == {}
+    [parked] = harness.exceptions.records
+    assert parked.category is ExceptionCategory.VALIDATION
+    assert "130650" in parked.reason and "130750" in parked.reason
+    assert parked.event is not None and parked.event["event_id"] == invoice.event_id
+    assert harness.lineage.get(invoice.event_id).status is LineageStatus.EXCEPTION
+
+
+def test_invoice_for_unknown_customer_waits_for_the_customer() -> None:
+    # GIVEN no customer has been synchronised yet
+    harness = PostingHarness()
+    invoice = canonical("stripe_invoice_finalized")
+    # WHEN the invoice arrives first
+    with pytest.raises(DependencyPendingError):
+        harness.service.post(invoice)
+    # THEN it posts once the customer is known
+    harness.service.post(canonical("stripe_customer_created"))
+    assert deliver_until_settled(harness, invoice).status is PostingStatus.POSTED
+
+
+def test_unreadable_canonical_event_is_parked_not_dropped(harness: PostingHarness) -> None:
+    # GIVEN a bus message whose detail is not a canonical event
+    detail = canonical("stripe_invoice_finalized").model_dump(mode="json")
+    del detail["data"]["currency"]
+    # WHEN the posting service handles it
+    result = harness.service.handle(detail)
+    # THEN it is parked as MALFORMED with the payload kept for redrive
+    assert result.status is PostingStatus.EXCEPTION
+    [parked] = harness.exceptions.records
+    assert parked.category is ExceptionCategory.MALFORMED
+    assert parked.event == detail
