@@ -101,9 +101,7 @@ class IngestApi(Construct):
             "StripeWebhookSigningSecrets",
             secret_name=self.webhook_secret_name,
             description="JSON list of Stripe webhook signing secrets (whsec_...); replace the placeholder",
-            secret_string_value=SecretValue.unsafe_plain_text(
-                Fn.sub('["whsec_placeholder_${AWS::StackId}"]')
-            ),
+            secret_string_value=SecretValue.unsafe_plain_text(Fn.sub('["whsec_placeholder_${AWS::StackId}"]')),
             removal_policy=RemovalPolicy.RETAIN,
         )
         NagSuppressions.add_resource_suppressions(
@@ -183,8 +181,7 @@ class IngestApi(Construct):
                     reason="API Gateway's account-level CloudWatch role uses the AWS managed "
                     "AmazonAPIGatewayPushToCloudWatchLogs policy, which AWS documents for this purpose.",
                     applies_to=[
-                        "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-                        "AmazonAPIGatewayPushToCloudWatchLogs"
+                        "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
                     ],
                 ),
             ],

@@ -61,9 +61,7 @@ class PostingPipeline(Construct):
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
             visibility_timeout=Duration.seconds(POSTING_TIMEOUT.to_seconds() * VISIBILITY_TIMEOUT_FACTOR),
-            dead_letter_queue=sqs.DeadLetterQueue(
-                queue=self.exception_queue, max_receive_count=MAX_RECEIVE_COUNT
-            ),
+            dead_letter_queue=sqs.DeadLetterQueue(queue=self.exception_queue, max_receive_count=MAX_RECEIVE_COUNT),
         )
         self.rule = events.Rule(
             self,

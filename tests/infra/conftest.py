@@ -45,6 +45,4 @@ def synthesised(tmp_path_factory: pytest.TempPathFactory) -> SynthesisedStack:
 
 @pytest.fixture(scope="session")
 def synthesised_with_partner_bus(tmp_path_factory: pytest.TempPathFactory) -> SynthesisedStack:
-    return synthesise(
-        tmp_path_factory.mktemp("cdk-out-partner"), {"stripePartnerEventBusName": PARTNER_BUS_NAME}
-    )
+    return synthesise(tmp_path_factory.mktemp("cdk-out-partner"), {"stripePartnerEventBusName": PARTNER_BUS_NAME})

@@ -43,9 +43,7 @@ def allowed_actions(synthesised: SynthesisedStack, module: str) -> set[str]:
 
 def logical_id_of(synthesised: SynthesisedStack, resource_type: str, path_fragment: str) -> str:
     matches = [
-        logical_id
-        for logical_id in synthesised.resources(resource_type)
-        if logical_id.startswith(path_fragment)
+        logical_id for logical_id in synthesised.resources(resource_type) if logical_id.startswith(path_fragment)
     ]
     assert len(matches) == 1, f"expected one {resource_type} starting with {path_fragment}: {matches}"
     return matches[0]
@@ -146,9 +144,9 @@ def test_raw_archive_is_versioned_and_access_logged(synthesised):
 
 
 def test_posting_queue_redrives_to_the_exception_queue(synthesised):
-    posting_queue = synthesised.resource(
-        logical_id_of(synthesised, "AWS::SQS::Queue", "PostingPipelinePostingQueue")
-    )["Properties"]
+    posting_queue = synthesised.resource(logical_id_of(synthesised, "AWS::SQS::Queue", "PostingPipelinePostingQueue"))[
+        "Properties"
+    ]
     exception_queue_id = logical_id_of(synthesised, "AWS::SQS::Queue", "PostingPipelineExceptionQueue")
 
     redrive = posting_queue["RedrivePolicy"]
@@ -311,8 +309,7 @@ def test_outputs_are_published(synthesised):
 
 def test_lambda_asset_is_only_the_runtime_package(synthesised):
     asset_paths = {
-        function["Metadata"]["aws:asset:path"]
-        for function in synthesised.resources("AWS::Lambda::Function").values()
+        function["Metadata"]["aws:asset:path"] for function in synthesised.resources("AWS::Lambda::Function").values()
     }
     assert len(asset_paths) == 1
     staged = Path(synthesised.outdir, asset_paths.pop())
