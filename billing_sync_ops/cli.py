@@ -1,0 +1,71 @@
+"""billing-sync: operator command line (local runtime today)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from billing_sync_ops.runtime import WEBHOOK_SECRET_ENV, LocalRuntime, webhook_secret_from_env
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="billing-sync", description=__doc__)
+    commands = parser.add_subparsers(dest="area", required=True)
+    local = commands.add_parser("local", help="run billing-sync on this machine (moto on loopback, no AWS account)")
+    local_commands = local.add_subparsers(dest="command", required=True)
+
+    demo = local_commands.add_parser("demo", help="send the events/ samples through the whole pipeline and report")
+    demo.add_argument("--report", type=Path, help="write the JSON report here")
+
+    serve = local_commands.add_parser("serve", help="serve POST /webhooks/stripe until stopped (SIGINT/SIGTERM)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--report", type=Path, help="write the JSON report here when stopped")
+    serve.add_argument("--drain-timeout", type=float, default=30, help="seconds to finish work in flight on stop")
+    serve.add_argument("--log-level", default="INFO")
+    return parser
+
+
+def serve(port: int, report_path: Path | None, drain_timeout: float, log_level: str) -> int:
+    from billing_sync_ops.demo import collect_report, write_report
+    from billing_sync_ops.report import render_summary
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    runtime = LocalRuntime(webhook_secret=webhook_secret_from_env(), port=port, log_level=log_level).start()
+    try:
+        secret_note = (
+            "from " + WEBHOOK_SECRET_ENV
+            if runtime.webhook_secret != "whsec_local_billing_sync"
+            else ("local default whsec_local_billing_sync")
+        )
+        print(f"listening on {runtime.webhook_url} (signing secret: {secret_note}); Ctrl-C to stop", file=sys.stderr)
+        print(f"  stripe listen --forward-to {runtime.webhook_url}", file=sys.stderr)
+        stop.wait()
+        print("stopping: no new webhooks accepted; draining work in flight ...", file=sys.stderr)
+        runtime.stop_accepting()
+        if not runtime.drain(timeout_seconds=drain_timeout):
+            print(f"work still in flight after {drain_timeout} s; reported as PENDING", file=sys.stderr)
+        report = collect_report(runtime)
+    finally:
+        runtime.stop()
+    print(render_summary(report))
+    write_report(report, report_path)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "demo":
+        from billing_sync_ops.demo import run_demo
+
+        report = run_demo(args.report)
+        return 0 if report["ledger"]["balanced"] else 1
+    return serve(args.port, args.report, args.drain_timeout, args.log_level)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

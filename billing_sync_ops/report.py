@@ -1,0 +1,132 @@
+"""The run report: every accepted event's outcome, totals, and the ledger's trial balance."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+from billing_sync.domain.lineage import LineageRecord, LineageStatus
+from billing_sync.domain.money import Money
+from billing_sync.erp.ledger import DynamoLedgerErpClient
+from billing_sync.state.dynamo import DynamoLineageStore
+
+_OUTCOME = {
+    LineageStatus.POSTED: "POSTED",
+    LineageStatus.IGNORED: "IGNORED",
+    LineageStatus.EXCEPTION: "EXCEPTION",
+    LineageStatus.PENDING: "PENDING",
+    LineageStatus.CLAIMED: "PENDING",
+}
+
+
+def dead_lettered_event_ids(sqs: Any, queue_url: str) -> set[str]:
+    """Canonical event ids of bus messages the queue's redrive policy moved to the exception queue."""
+    seen: dict[str, str] = {}
+    while True:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0).get(
+            "Messages", []
+        )
+        new = [m for m in messages if m["MessageId"] not in seen]
+        if not new:
+            return {event_id for event_id in seen.values() if event_id}
+        for message in new:
+            body = json.loads(message["Body"])
+            detail = body.get("detail") if isinstance(body, dict) and "detail-type" in body else None
+            seen[message["MessageId"]] = detail.get("event_id", "") if isinstance(detail, dict) else ""
+
+
+def build_report(
+    *,
+    lineage: DynamoLineageStore,
+    ledger: DynamoLedgerErpClient,
+    accepted: dict[str, str],
+    dead_lettered: set[str],
+    refused: list[dict[str, Any]],
+) -> dict[str, Any]:
+    records = {record.event_id: record for record in lineage.scan()}
+    events = [_event_entry(record, dead_lettered) for record in records.values()]
+    events += [
+        {
+            "event_id": event_id,
+            "source_event_id": source_event_id,
+            "type": None,
+            "outcome": "EXCEPTION" if event_id in dead_lettered else "PENDING",
+            "category": None,
+            "erp_documents": [],
+        }
+        for event_id, source_event_id in accepted.items()
+        if event_id not in records
+    ]
+    events.sort(key=lambda entry: (entry["outcome"], entry["type"] or "", entry["source_event_id"]))
+    outcomes = Counter(entry["outcome"] for entry in events)
+    documents, balanced, rows = ledger.trial_balance()
+    return {
+        "events": events,
+        "totals": {
+            "received": len(events),
+            "posted": outcomes["POSTED"],
+            "ignored": outcomes["IGNORED"],
+            "exceptions": outcomes["EXCEPTION"],
+            "pending": outcomes["PENDING"],
+        },
+        "refused": refused,
+        "ledger": {
+            "balanced": balanced,
+            "documents": documents,
+            "trial_balance": [row.model_dump(mode="json") for row in rows],
+        },
+    }
+
+
+def _event_entry(record: LineageRecord, dead_lettered: set[str]) -> dict[str, Any]:
+    outcome = _OUTCOME[record.status]
+    if outcome == "PENDING" and record.event_id in dead_lettered:
+        outcome = "EXCEPTION"
+    return {
+        "event_id": record.event_id,
+        "source_event_id": record.source_event_id,
+        "type": record.event_type,
+        "outcome": outcome,
+        "category": record.category.value if record.category else None,
+        "erp_documents": list(record.erp_document_ids),
+        "reason": record.reason,
+        "attempts": record.attempts,
+    }
+
+
+def render_summary(report: dict[str, Any]) -> str:
+    totals = report["totals"]
+    lines = [
+        "",
+        "billing-sync local run",
+        "======================",
+        f"events received: {totals['received']}  posted: {totals['posted']}  ignored: {totals['ignored']}  "
+        f"exceptions: {totals['exceptions']}  pending: {totals['pending']}  "
+        f"(refused before storage: {len(report['refused'])})",
+        "",
+        f"{'outcome':<10} {'type':<32} {'source event':<30} {'ERP documents / category'}",
+    ]
+    for entry in report["events"]:
+        detail = ", ".join(entry["erp_documents"]) or entry["category"] or ""
+        lines.append(f"{entry['outcome']:<10} {entry['type'] or '?':<32} {entry['source_event_id']:<30} {detail}")
+    ledger = report["ledger"]
+    lines += [
+        "",
+        f"ledger: {ledger['documents']} documents, every journal balanced: {ledger['balanced']}",
+        f"{'account':<36} {'currency':<8} {'debit':>16} {'credit':>16}",
+    ]
+    for row in ledger["trial_balance"]:
+        debit = Money(amount=row["debit"], currency=row["currency"]).to_decimal()
+        credit = Money(amount=row["credit"], currency=row["currency"]).to_decimal()
+        lines.append(f"{row['account']:<36} {row['currency']:<8} {debit:>16} {credit:>16}")
+    exceptions = [e for e in report["events"] if e["outcome"] in ("EXCEPTION", "PENDING")]
+    if exceptions:
+        lines += ["", "exceptions and pending events:"]
+        for entry in exceptions:
+            lines.append(
+                f"  {entry['outcome']} {entry['category'] or '-'}: {entry['source_event_id']}: {entry.get('reason')}"
+            )
+    for refusal in report["refused"]:
+        lines.append(f"  refused {refusal['status']} {refusal.get('error')}: {refusal.get('message')}")
+    return "\n".join(lines) + "\n"
