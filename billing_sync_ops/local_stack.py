@@ -68,6 +68,8 @@ class ApiRoute:
     http_method: str
     path: str
     function_logical_id: str
+    # Headers API Gateway's request validator requires; it answers 400 without calling the function.
+    required_headers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -500,9 +502,25 @@ def _api_routes(resources: Mapping[str, Mapping[str, Any]], methods: Mapping[str
                 http_method=properties["HttpMethod"].upper(),
                 path=_resource_path(resources, properties["ResourceId"]),
                 function_logical_id=function_id,
+                required_headers=_validated_headers(resources, properties),
             )
         )
     return routes
+
+
+def _validated_headers(resources: Mapping[str, Mapping[str, Any]], method: Mapping[str, Any]) -> tuple[str, ...]:
+    validator_id = method.get("RequestValidatorId", {}).get("Ref")
+    validator = resources.get(validator_id, {}).get("Properties", {}) if validator_id else {}
+    if not validator.get("ValidateRequestParameters"):
+        return ()
+    prefix = "method.request.header."
+    return tuple(
+        sorted(
+            name.removeprefix(prefix)
+            for name, required in method.get("RequestParameters", {}).items()
+            if name.startswith(prefix) and required is True
+        )
+    )
 
 
 def _integrated_function(resources: Mapping[str, Mapping[str, Any]], uri: Any) -> str | None:

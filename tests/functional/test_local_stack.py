@@ -158,6 +158,7 @@ def test_posting_queue_is_played_by_the_posting_function(local_stack):
 def test_stripe_webhook_route_maps_to_the_webhook_function(local_stack):
     route = local_stack.route("POST", "/webhooks/stripe")
     assert local_stack.functions[route.function_logical_id].module == "stripe_webhook"
+    assert route.required_headers == ("Stripe-Signature",)
 
 
 def test_outputs_resolve_except_the_api_url(local_stack):
