@@ -96,7 +96,10 @@ def reset() -> None:
     """Forget every built adapter (tests, and the local runtime after it changes the environment)."""
     for factory in (_client, webhook_intake, partner_ingest, posting_service):
         factory.cache_clear()
+    from aws_lambda_powertools.utilities import parameters
+
     from billing_sync import settings
 
+    parameters.clear_caches()
     for cached in (settings.webhook_settings, settings.partner_settings, settings.posting_settings):
         cached.cache_clear()

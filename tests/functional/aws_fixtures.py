@@ -1,0 +1,98 @@
+"""moto-backed AWS resources shaped like the stack's, for handler-level tests."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from billing_sync import composition
+
+WEBHOOK_SECRET = "whsec_test_4eC39HqLyjWDarjtT1zdp7dc"
+
+
+@dataclass(frozen=True)
+class AwsResources:
+    dynamodb: Any
+    sqs: Any
+    s3: Any
+    events: Any
+    exception_queue_url: str
+    capture_queue_url: str
+    bucket: str
+
+
+def _table(dynamodb: Any, name: str) -> None:
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsResources]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb")
+        for table in ("lineage", "ledger", "master-data"):
+            _table(dynamodb, table)
+        sqs = boto3.client("sqs")
+        exception_queue = sqs.create_queue(QueueName="exceptions")["QueueUrl"]
+        capture_queue = sqs.create_queue(QueueName="posting")["QueueUrl"]
+        capture_arn = sqs.get_queue_attributes(QueueUrl=capture_queue, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="raw-archive")
+        events = boto3.client("events")
+        events.create_event_bus(Name="billing-sync-test")
+        events.put_rule(
+            Name="to-posting",
+            EventBusName="billing-sync-test",
+            EventPattern=json.dumps({"source": ["billing-sync"]}),
+        )
+        events.put_targets(
+            Rule="to-posting", EventBusName="billing-sync-test", Targets=[{"Id": "posting", "Arn": capture_arn}]
+        )
+        boto3.client("secretsmanager").create_secret(Name="stripe-webhook", SecretString=json.dumps([WEBHOOK_SECRET]))
+        for name, value in {
+            "BILLING_BUS_NAME": "billing-sync-test",
+            "RAW_ARCHIVE_BUCKET": "raw-archive",
+            "STRIPE_WEBHOOK_SECRET_NAME": "stripe-webhook",
+            "LINEAGE_TABLE_NAME": "lineage",
+            "LEDGER_TABLE_NAME": "ledger",
+            "MASTER_DATA_TABLE_NAME": "master-data",
+            "EXCEPTION_QUEUE_URL": exception_queue,
+            "DEFAULT_LEGAL_ENTITY": "US01",
+        }.items():
+            monkeypatch.setenv(name, value)
+        composition.reset()
+        yield AwsResources(dynamodb, sqs, s3, events, exception_queue, capture_queue, "raw-archive")
+        composition.reset()
+
+
+def drain(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    while batch := sqs.receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["All"], MessageAttributeNames=["All"]
+    ).get("Messages", []):
+        messages += batch
+        sqs.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)],
+        )
+    return messages

@@ -1,0 +1,151 @@
+"""Handlers end to end on moto: API Gateway and EventBridge in, SQS batches through posting, ledger out."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+from billing_sync.erp.ledger import DynamoLedgerErpClient
+from billing_sync.handlers import post_to_erp, stripe_partner_events, stripe_webhook
+from billing_sync_ops.lambda_runtime import LocalLambdaContext, api_gateway_event, sqs_event
+from tests.builders import event_payload, load_event, sign_stripe_payload
+from tests.functional.aws_fixtures import WEBHOOK_SECRET, AwsResources, aws, drain  # noqa: F401 - fixture
+
+CONTEXT = LocalLambdaContext("test", 30)
+
+
+def webhook(body: bytes, signature: str | None) -> dict:
+    headers = {"Content-Type": "application/json; charset=utf-8"}
+    if signature is not None:
+        headers["Stripe-Signature"] = signature
+    event = api_gateway_event(method="POST", path="/webhooks/stripe", headers=headers, body=body, source_ip="127.0.0.1")
+    return stripe_webhook.lambda_handler(event, CONTEXT)
+
+
+def signed(name: str) -> tuple[bytes, str]:
+    body = event_payload(load_event(name))
+    return body, sign_stripe_payload(body, WEBHOOK_SECRET, int(time.time()))
+
+
+def post_batch(messages: list[dict], queue_arn: str = "arn:aws:sqs:us-east-1:123456789012:posting") -> dict:
+    return post_to_erp.lambda_handler(sqs_event(messages, queue_arn), CONTEXT)
+
+
+def test_signed_webhook_is_archived_and_published(aws: AwsResources) -> None:
+    # GIVEN a correctly signed invoice.finalized webhook
+    body, signature = signed("stripe_invoice_finalized")
+    # WHEN API Gateway invokes the ingest function
+    response = webhook(body, signature)
+    # THEN it answers 200 after the canonical event is on the bus and the raw body in the archive
+    assert response["statusCode"] == 200, response["body"]
+    [message] = drain(aws.sqs, aws.capture_queue_url)
+    envelope = json.loads(message["Body"])
+    assert envelope["detail-type"] == "invoice.issued"
+    assert envelope["detail"]["data"]["total"] == 41623
+    raw = aws.s3.get_object(Bucket=aws.bucket, Key="raw/stripe/evt_1QH6KZNx4RkL2mQemUSGRWS1.json")["Body"].read()
+    assert raw == body
+
+
+def test_bad_signature_stores_nothing(aws: AwsResources) -> None:
+    # GIVEN a body signed with another secret
+    body = event_payload(load_event("stripe_invoice_finalized"))
+    response = webhook(body, sign_stripe_payload(body, "whsec_someone_else", int(time.time())))
+    # THEN 401 with a clear error and nothing archived, published or recorded
+    assert response["statusCode"] == 401
+    assert json.loads(response["body"])["error"] == "invalid_signature"
+    assert aws.s3.list_objects_v2(Bucket=aws.bucket).get("KeyCount") == 0
+    assert drain(aws.sqs, aws.capture_queue_url) == []
+    assert aws.dynamodb.scan(TableName="lineage")["Count"] == 0
+
+
+def test_rotated_secrets_are_both_accepted(aws: AwsResources) -> None:
+    # GIVEN the secret holds the old and the new signing secret during rotation
+    aws_secrets = __import__("boto3").client("secretsmanager")
+    aws_secrets.put_secret_value(SecretId="stripe-webhook", SecretString=json.dumps(["whsec_new", WEBHOOK_SECRET]))
+    body = event_payload(load_event("stripe_customer_created"))
+    # WHEN Stripe signs with the new one
+    response = webhook(body, sign_stripe_payload(body, "whsec_new", int(time.time())))
+    # THEN it is accepted
+    assert response["statusCode"] == 200, response["body"]
+
+
+def test_event_bridge_refusal_answers_5xx_so_stripe_retries(aws: AwsResources) -> None:
+    # GIVEN the billing bus does not exist (PutEvents fails)
+    aws.events.remove_targets(Rule="to-posting", EventBusName="billing-sync-test", Ids=["posting"])
+    aws.events.delete_rule(Name="to-posting", EventBusName="billing-sync-test")
+    aws.events.delete_event_bus(Name="billing-sync-test")
+    body, signature = signed("stripe_invoice_finalized")
+    # WHEN the webhook arrives
+    response = webhook(body, signature)
+    # THEN the answer is a retryable 5xx, never a 2xx
+    assert response["statusCode"] == 503
+    assert json.loads(response["body"])["error"] == "not_durable_retry_later"
+
+
+def test_partner_bus_event_goes_through_the_same_normaliser(aws: AwsResources) -> None:
+    # GIVEN Stripe delivers invoice.finalized natively to an EventBridge partner bus
+    stripe_event = load_event("stripe_invoice_finalized")
+    partner_event = {
+        "version": "0",
+        "id": "5b0d6a1e-2f55-4b8a-9d9d-0f8b1d7e6c3a",
+        "detail-type": stripe_event["type"],
+        "source": "aws.partner/stripe.com/ed_61SbvJ3hpUH5tlrmF16Sb7FaF7Mb",
+        "account": "123456789012",
+        "time": "2026-11-01T00:00:04Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": stripe_event,
+    }
+    # WHEN the partner rule invokes the partner function
+    result = stripe_partner_events.lambda_handler(partner_event, CONTEXT)
+    # THEN the same canonical event as from the webhook is published
+    [message] = drain(aws.sqs, aws.capture_queue_url)
+    assert result["outcome"] == "PUBLISHED"
+    assert json.loads(message["Body"])["detail"]["event_id"] == result["event_id"]
+
+
+def test_posting_batch_reports_only_failed_records(aws: AwsResources) -> None:
+    # GIVEN a batch with a customer, an invoice and a payment for an invoice never sent
+    for name in ("stripe_customer_created", "stripe_invoice_finalized", "stripe_invoice_paid_jpy"):
+        body, signature = signed(name)
+        assert webhook(body, signature)["statusCode"] == 200
+    messages = drain(aws.sqs, aws.capture_queue_url)
+    customer = [m for m in messages if "customer.upserted" in m["Body"]]
+    assert post_batch(customer) == {"batchItemFailures": []}
+    # WHEN the posting function receives the rest as one batch
+    rest = [m for m in messages if m not in customer]
+    response = post_batch(rest)
+    # THEN only the dependency-pending payment is returned to the queue
+    pending = [m["MessageId"] for m in rest if "payment.settled" in m["Body"]]
+    assert response == {"batchItemFailures": [{"itemIdentifier": pending[0]}]}
+    count, balanced, _ = DynamoLedgerErpClient(aws.dynamodb, "ledger").trial_balance()
+    assert (count, balanced) == (1, True)
+
+
+def test_concurrent_duplicate_deliveries_on_dynamodb_post_once(aws: AwsResources) -> None:
+    # GIVEN the customer is known and the same invoice message is delivered to five workers at once
+    for name in ("stripe_customer_created", "stripe_invoice_finalized"):
+        body, signature = signed(name)
+        assert webhook(body, signature)["statusCode"] == 200
+    customer, invoice = sorted(drain(aws.sqs, aws.capture_queue_url), key=lambda m: "invoice" in m["Body"])
+    post_batch([customer])
+    start = threading.Barrier(5)
+    responses: list[dict] = []
+
+    def worker() -> None:
+        start.wait()
+        responses.append(post_batch([invoice]))
+
+    threads = [threading.Thread(target=worker) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # THEN the ledger holds exactly one document and it balances
+    count, balanced, rows = DynamoLedgerErpClient(aws.dynamodb, "ledger").trial_balance()
+    assert (count, balanced) == (1, True)
+    assert sum(row.debit for row in rows) == 41623 + 1470
+    # AND a redelivery after the workers finished is a no-op
+    assert post_batch([invoice]) == {"batchItemFailures": []}
+    assert DynamoLedgerErpClient(aws.dynamodb, "ledger").trial_balance()[0] == 1
