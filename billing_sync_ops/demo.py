@@ -12,7 +12,6 @@ from typing import Any
 
 from billing_sync.erp.ledger import DynamoLedgerErpClient
 from billing_sync.state.dynamo import DynamoLineageStore
-
 from billing_sync_ops.report import build_report, dead_lettered_event_ids, render_summary
 from billing_sync_ops.runtime import REPO_ROOT, LocalRuntime
 from billing_sync_ops.signing import sign_stripe_payload

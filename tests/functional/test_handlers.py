@@ -10,7 +10,7 @@ from billing_sync.erp.ledger import DynamoLedgerErpClient
 from billing_sync.handlers import post_to_erp, stripe_partner_events, stripe_webhook
 from billing_sync_ops.lambda_runtime import LocalLambdaContext, api_gateway_event, sqs_event
 from tests.builders import event_payload, load_event, sign_stripe_payload
-from tests.functional.aws_fixtures import WEBHOOK_SECRET, AwsResources, aws, drain  # noqa: F401 - fixture
+from tests.functional.aws_fixtures import WEBHOOK_SECRET, AwsResources, drain
 
 CONTEXT = LocalLambdaContext("test", 30)
 

@@ -66,9 +66,10 @@ def test_ledger_balances_and_holds_each_document_once(demo_run) -> None:
     )
     assert receivable_usd == {"account": "1200 Accounts Receivable", "currency": "USD", "debit": 41623, "credit": 41623}
     entries = by_source_event(report)
-    assert entries["evt_1QfN1UNx4RkL2mQew0eZo5Ib"][0]["erp_documents"] == entries["evt_3QJqhyNx4RkL2mQeXuKskkkA"][0][
-        "erp_documents"
-    ]
+    assert (
+        entries["evt_1QfN1UNx4RkL2mQew0eZo5Ib"][0]["erp_documents"]
+        == entries["evt_3QJqhyNx4RkL2mQeXuKskkkA"][0]["erp_documents"]
+    )
 
 
 def test_refused_webhooks_store_nothing(demo_run) -> None:
