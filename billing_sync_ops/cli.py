@@ -8,7 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
-from billing_sync_ops.runtime import WEBHOOK_SECRET_ENV, LocalRuntime, webhook_secret_from_env
+from billing_sync_ops.runtime import WEBHOOK_SECRET_ENV, LocalRuntime, PortInUseError, webhook_secret_from_env
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,7 +35,11 @@ def serve(port: int, report_path: Path | None, drain_timeout: float, log_level: 
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    runtime = LocalRuntime(webhook_secret=webhook_secret_from_env(), port=port, log_level=log_level).start()
+    try:
+        runtime = LocalRuntime(webhook_secret=webhook_secret_from_env(), port=port, log_level=log_level).start()
+    except PortInUseError as exc:
+        print(f"billing-sync: {exc}; choose another with --port", file=sys.stderr)
+        return 2
     try:
         secret_note = (
             "from " + WEBHOOK_SECRET_ENV

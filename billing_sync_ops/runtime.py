@@ -39,10 +39,8 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@dataclass
-class WebhookResponse:
-    status: int
-    body: dict[str, Any]
+class PortInUseError(OSError):
+    """The webhook port is taken by another process."""
 
 
 @dataclass
@@ -59,14 +57,32 @@ class LocalRuntime:
     refused: list[dict[str, Any]] = field(default_factory=list)
 
     def start(self) -> LocalRuntime:
+        """Binds the webhook port first, so a busy port fails before anything else starts.
+
+        Raises PortInUseError, or the error of whatever failed; nothing is left running on failure.
+        """
+        self._bind_http()
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._saved_env = dict(os.environ)
+        try:
+            self._start_backend()
+        except BaseException:
+            self._http.server_close()
+            self._stop_backend()
+            raise
+        self._http_thread = threading.Thread(target=self._http.serve_forever, name="http", daemon=True)
+        self._http_thread.start()
+        return self
+
+    def _start_backend(self) -> None:
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._moto_port = _free_port()
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self._moto_port, verbose=False)
+        moto_port = _free_port()
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
         self._moto.start()
-        endpoint = f"http://127.0.0.1:{self._moto_port}"
-        self._saved_env = dict(os.environ)
+        endpoint = f"http://127.0.0.1:{moto_port}"
         os.environ.update(
             {
                 "AWS_ENDPOINT_URL": endpoint,
@@ -74,7 +90,6 @@ class LocalRuntime:
                 "AWS_SECRET_ACCESS_KEY": "local",
                 "AWS_DEFAULT_REGION": REGION,
                 "AWS_REGION": REGION,
-                "POWERTOOLS_LOG_LEVEL": self.log_level,
                 "POWERTOOLS_METRICS_DISABLED": "true",
                 "POWERTOOLS_TRACE_DISABLED": "true",
             }
@@ -91,15 +106,12 @@ class LocalRuntime:
             QueuePoller(self.sqs, mapping, self._hosts[mapping.function_logical_id], self.retry_delay_seconds)
             for mapping in self.stack.event_source_mappings
         ]
-        self._stopping = threading.Event()
         self._threads = [
             threading.Thread(target=self._poll_forever, args=(poller,), name=f"esm-{i}", daemon=True)
             for i, poller in enumerate(self._pollers)
         ]
         for thread in self._threads:
             thread.start()
-        self._start_http()
-        return self
 
     def _apply_function_environment(self) -> None:
         """Handlers run in this process, so their environments must agree where they overlap."""
@@ -125,7 +137,7 @@ class LocalRuntime:
 
     # ---- HTTP ----
 
-    def _start_http(self) -> None:
+    def _bind_http(self) -> None:
         runtime = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -138,10 +150,11 @@ class LocalRuntime:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._http = ThreadingHTTPServer((self.host, self.port), Handler)
+        try:
+            self._http = ThreadingHTTPServer((self.host, self.port), Handler)
+        except OSError as exc:
+            raise PortInUseError(f"cannot listen on {self.host}:{self.port}: {exc.strerror}") from exc
         self.port = int(self._http.server_address[1])
-        self._http_thread = threading.Thread(target=self._http.serve_forever, name="http", daemon=True)
-        self._http_thread.start()
 
     @property
     def webhook_url(self) -> str:
@@ -220,12 +233,17 @@ class LocalRuntime:
         return True
 
     def stop(self) -> None:
+        if getattr(self, "_http_thread", None) and self._http_thread.is_alive():
+            self.stop_accepting()
+        self._stop_backend()
+
+    def _stop_backend(self) -> None:
         self._stopping.set()
         for thread in self._threads:
             thread.join(timeout=5)
-        if getattr(self, "_http_thread", None) and self._http_thread.is_alive():
-            self.stop_accepting()
-        self._moto.stop()
+        if getattr(self, "_moto", None) is not None:
+            self._moto.stop()
+            self._moto = None
         os.environ.clear()
         os.environ.update(self._saved_env)
         from billing_sync import composition
