@@ -8,17 +8,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import billing_sync
 import pydantic
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import billing_sync
 from billing_sync.domain.accounting import invoice_document, payment_document
 from billing_sync.domain.errors import EventValidationError, ExceptionCategory, MappingError
 from billing_sync.domain.journal import DocumentKind, ErpDocument, JournalLine, UnbalancedJournalError, imbalances
 from billing_sync.domain.mapping import AccountMapping
 from billing_sync.sources.stripe import StripeNormaliser
-from hypothesis import HealthCheck, assume, given, settings
-from hypothesis import strategies as st
-
 from tests.builders import invoice_event, load_event
 
 SHIPPED_MAPPING = Path(billing_sync.__file__).parent / "config" / "account_mapping.json"

@@ -8,6 +8,9 @@ from typing import Any
 
 import pydantic
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from billing_sync.domain.events import (
     EVENT_MODELS,
     FINANCE_EVENT,
@@ -19,9 +22,6 @@ from billing_sync.domain.events import (
     derive_event_id,
 )
 from billing_sync.sources.stripe import StripeNormaliser
-from hypothesis import given
-from hypothesis import strategies as st
-
 from tests.builders import load_event
 
 RECEIVED_AT = datetime(2026, 11, 1, 1, 0, 5, tzinfo=UTC)

@@ -6,13 +6,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-import billing_sync
 import pydantic
 import pytest
-from billing_sync.domain.errors import ExceptionCategory, MappingError
-from billing_sync.domain.mapping import AccountMapping, AccountRole, MappingContext, MappingRule, RuleMatch
 from hypothesis import given
 from hypothesis import strategies as st
+
+import billing_sync
+from billing_sync.domain.errors import ExceptionCategory, MappingError
+from billing_sync.domain.mapping import AccountMapping, AccountRole, MappingContext, MappingRule, RuleMatch
 
 SHIPPED_MAPPING = Path(billing_sync.__file__).parent / "config" / "account_mapping.json"
 

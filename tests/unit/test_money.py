@@ -6,9 +6,10 @@ from decimal import Decimal
 
 import pydantic
 import pytest
-from billing_sync.domain.money import CURRENCY_EXPONENTS, Money, UnknownCurrencyError, currency_exponent
 from hypothesis import assume, given
 from hypothesis import strategies as st
+
+from billing_sync.domain.money import CURRENCY_EXPONENTS, Money, UnknownCurrencyError, currency_exponent
 
 currencies = st.sampled_from(sorted(CURRENCY_EXPONENTS))
 amounts = st.integers(min_value=-(10**15), max_value=10**15)

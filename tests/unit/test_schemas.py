@@ -6,9 +6,9 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+
 from billing_sync.domain.events import EVENT_MODELS, SCHEMA_VERSION, EventType
 from billing_sync.sources.stripe import StripeNormaliser
-
 from billing_sync_ops import schemas
 from tests.builders import load_event
 

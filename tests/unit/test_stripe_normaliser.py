@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+
 from billing_sync.domain.errors import ExceptionCategory, MalformedEventError
 from billing_sync.domain.events import (
     CustomerUpsertedEvent,
@@ -16,7 +17,6 @@ from billing_sync.domain.events import (
     derive_event_id,
 )
 from billing_sync.sources.stripe import StripeNormaliser
-
 from tests.builders import invoice_event, invoice_paid_event, load_event
 
 RECEIVED_AT = datetime(2026, 11, 1, 1, 0, 5, tzinfo=UTC)

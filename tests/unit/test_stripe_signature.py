@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from billing_sync.domain.errors import (
     ExceptionCategory,
     InvalidSignatureError,
@@ -10,7 +11,6 @@ from billing_sync.domain.errors import (
     SignatureError,
 )
 from billing_sync.sources.stripe import SIGNATURE_TOLERANCE_SECONDS, verify_signature
-
 from tests.builders import event_payload, load_event, sign_stripe_payload, sign_stripe_payload_multi
 
 SECRET = "whsec_current_4eC39HqLyjWDarjtT1zdp7dc"
