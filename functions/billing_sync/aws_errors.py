@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from botocore.exceptions import BotoCoreError, ClientError
 
 _THROTTLING_CODES = frozenset(
@@ -31,3 +33,9 @@ def is_transient(exc: BotoCoreError | ClientError) -> bool:
 
 def request_id(exc: ClientError) -> str | None:
     return exc.response.get("ResponseMetadata", {}).get("RequestId")
+
+
+def item_on_condition_failure(exc: ClientError) -> dict[str, Any]:
+    """The item DynamoDB returned with ReturnValuesOnConditionCheckFailure=ALL_OLD (empty when absent)."""
+    response = cast(dict[str, Any], exc.response)
+    return dict(response.get("Item") or {})

@@ -10,6 +10,7 @@ import json
 import time
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from typing import Any
 
 from billing_sync.domain.ingest import IngestService
 from billing_sync.domain.mapping import AccountMapping
@@ -23,10 +24,10 @@ def utc_now() -> datetime:
 
 
 @cache
-def _client(service: str):  # type: ignore[no-untyped-def]
+def _client(service: str) -> Any:
     import boto3  # deferred: keeps cold-start import cost out of module import
 
-    return boto3.client(service)
+    return boto3.client(service)  # type: ignore[call-overload]
 
 
 def _ingest_service(settings: IngestSettings) -> IngestService:

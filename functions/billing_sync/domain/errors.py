@@ -10,6 +10,7 @@ Hierarchy::
     ├── RequestRejectedError              refused before anything is stored
     │   ├── PayloadTooLargeError          body over the webhook limit (HTTP 413)
     │   └── InvalidJsonError              body is not JSON (HTTP 400)
+    ├── NothingToPostError                UNSUPPORTED: a zero-value document; recorded as IGNORED
     ├── PermanentPostingError             needs a person; goes to the exception queue
     │   ├── EventValidationError          VALIDATION: totals, currency, customer, entity
     │   ├── MappingError                  MAPPING: no account rule for the event
@@ -81,6 +82,10 @@ class InvalidJsonError(RequestRejectedError):
 
 class PublishError(BillingSyncError):
     category = ExceptionCategory.INTERNAL
+
+
+class NothingToPostError(BillingSyncError):
+    category = ExceptionCategory.UNSUPPORTED
 
 
 class PermanentPostingError(BillingSyncError):

@@ -101,6 +101,7 @@ class ErpRef(_Model):
     external_id: str
     document_id: str
     created: bool
+    legal_entity: str | None = None
 
 
 class TrialBalanceRow(_Model):

@@ -22,6 +22,7 @@ from billing_sync.domain.errors import (
     ClaimInFlightError,
     DependencyPendingError,
     ExceptionCategory,
+    NothingToPostError,
     PermanentPostingError,
     RetryablePostingError,
 )
@@ -41,6 +42,7 @@ from billing_sync.domain.ports import ClaimState, ErpClient, ExceptionQueue, Lin
 class PostingStatus(StrEnum):
     POSTED = "POSTED"
     DUPLICATE = "DUPLICATE"  # already posted earlier; nothing sent to the ERP
+    IGNORED = "IGNORED"  # nothing to book (a zero-value document)
     EXCEPTION = "EXCEPTION"  # parked in the exception queue with a category
 
 
@@ -96,6 +98,8 @@ class PostingService:
 
         try:
             ref = self._post_document(event)
+        except NothingToPostError as exc:
+            return self._ignore(event, attempts=claim.attempts, first_seen=claim.first_seen, reason=exc.reason)
         except PermanentPostingError as exc:
             return self._park(event, attempts=claim.attempts, first_seen=claim.first_seen, error=exc)
         except RetryablePostingError as exc:
@@ -115,11 +119,16 @@ class PostingService:
             if not self._master_data.customer_exists(source=event.source, customer_id=event.data.customer_id):
                 raise DependencyPendingError(f"customer {event.data.customer_id} is not synchronised yet")
             return self._erp.create_document(accounting.invoice_document(event, self._mapping))
-        document = accounting.payment_document(event, self._mapping)
-        for invoice_external_id in document.applies_to:
-            if self._erp.find_document(invoice_external_id) is None:
-                raise DependencyPendingError(f"invoice {invoice_external_id} is not posted yet")
-        return self._erp.create_document(document)
+        payment = event.data
+        if payment.amount == 0:
+            raise NothingToPostError(f"payment for invoice {payment.invoice_id} settles a zero amount")
+        invoice_external_id = accounting.invoice_external_id(event.source, payment.invoice_id)
+        invoice = self._erp.find_document(invoice_external_id)
+        if invoice is None:
+            raise DependencyPendingError(f"invoice {invoice_external_id} is not posted yet")
+        # A charge does not carry its invoice's metadata; the invoice's entity is authoritative.
+        legal_entity = invoice.legal_entity or event.legal_entity
+        return self._erp.create_document(accounting.payment_document(event, self._mapping, legal_entity=legal_entity))
 
     def _upsert_customer(self, event: CustomerUpsertedEvent) -> PostingResult:
         now = self._clock()
@@ -146,6 +155,21 @@ class PostingService:
             )
         )
         return PostingResult(event.event_id, PostingStatus.POSTED, document_ids)
+
+    def _ignore(self, event: FinanceEvent, *, attempts: int, first_seen: datetime, reason: str) -> PostingResult:
+        now = self._clock()
+        self._lineage.record(
+            LineageRecord(
+                **_event_ref(event).identity(),
+                status=LineageStatus.IGNORED,
+                reason=reason,
+                attempts=attempts,
+                first_seen=first_seen,
+                last_seen=now,
+                checkpoints=_checkpoints(event, ignored=now),
+            )
+        )
+        return PostingResult(event.event_id, PostingStatus.IGNORED)
 
     def _park(
         self, event: FinanceEvent, *, attempts: int, first_seen: datetime, error: PermanentPostingError

@@ -15,7 +15,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from billing_sync.aws_errors import error_code, is_transient, request_id
+from billing_sync.aws_errors import error_code, is_transient, item_on_condition_failure, request_id
 from billing_sync.domain.errors import ErpRejectedError, ErpTransientError
 from billing_sync.domain.journal import (
     ErpCustomer,
@@ -81,7 +81,7 @@ class DynamoLedgerErpClient:
             )
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
-                existing = exc.response.get("Item") or {}
+                existing = item_on_condition_failure(exc)
                 existing_id = existing.get("document_id", {}).get("S") or document_id
                 return ErpRef(external_id=document.external_id, document_id=existing_id, created=False)
             raise _translate(exc, f"create {document.external_id}") from exc
@@ -94,7 +94,7 @@ class DynamoLedgerErpClient:
             response = self._client.get_item(
                 TableName=self._table,
                 Key={"pk": {"S": _DOCUMENT + external_id}},
-                ProjectionExpression="document_id",
+                ProjectionExpression="document_id, legal_entity",
                 ConsistentRead=True,
             )
         except (BotoCoreError, ClientError) as exc:
@@ -102,7 +102,12 @@ class DynamoLedgerErpClient:
         item = response.get("Item")
         if item is None:
             return None
-        return ErpRef(external_id=external_id, document_id=item["document_id"]["S"], created=False)
+        return ErpRef(
+            external_id=external_id,
+            document_id=item["document_id"]["S"],
+            created=False,
+            legal_entity=item.get("legal_entity", {}).get("S"),
+        )
 
     def upsert_customer(self, customer: ErpCustomer) -> ErpRef:
         document_id = "CUS-" + hashlib.sha256(customer.external_id.encode()).hexdigest()[:12].upper()

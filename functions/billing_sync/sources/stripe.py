@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -226,7 +226,9 @@ class StripeNormaliser:
         )
 
 
-_MAPPERS = {
+_Mapper = Callable[["StripeNormaliser", StripeEvent, datetime, str], FinanceEvent | None]
+
+_MAPPERS: dict[str, _Mapper] = {
     "invoice.finalized": StripeNormaliser._invoice_issued,
     "invoice.paid": StripeNormaliser._invoice_paid,
     "charge.succeeded": StripeNormaliser._charge_succeeded,

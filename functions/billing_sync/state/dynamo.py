@@ -7,7 +7,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from billing_sync.aws_errors import error_code
+from billing_sync.aws_errors import error_code, item_on_condition_failure
 from billing_sync.domain.errors import ExceptionCategory
 from billing_sync.domain.events import CustomerUpserted
 from billing_sync.domain.lineage import EventRef, LineageRecord, LineageStatus
@@ -85,7 +85,7 @@ class DynamoLineageStore:
         except ClientError as exc:
             if error_code(exc) != "ConditionalCheckFailedException":
                 raise
-            held = exc.response.get("Item") or self._get_item(ref.event_id) or {}
+            held = item_on_condition_failure(exc) or self._get_item(ref.event_id) or {}
             state = ClaimState.ALREADY_POSTED if _str(held, "status") == LineageStatus.POSTED else ClaimState.IN_FLIGHT
             return Claim(
                 state=state,
@@ -233,6 +233,6 @@ class DynamoMasterDataStore:
 
     def customer_exists(self, *, source: str, customer_id: str) -> bool:
         response = self._client.get_item(
-            TableName=self._table, Key=self._key(source, customer_id), ProjectionExpression="pk"
+            TableName=self._table, Key=self._key(source, customer_id), ProjectionExpression="pk", ConsistentRead=True
         )
         return "Item" in response
