@@ -25,7 +25,35 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--report", type=Path, help="write the JSON report here when stopped")
     serve.add_argument("--drain-timeout", type=float, default=30, help="seconds to finish work in flight on stop")
     serve.add_argument("--log-level", default="INFO")
+
+    send = local_commands.add_parser("send", help="sign a Stripe event file and POST it to a webhook endpoint")
+    send.add_argument(
+        "event_file", type=Path, help="a Stripe event JSON file, e.g. events/stripe_invoice_finalized.json"
+    )
+    send.add_argument("--url", default="http://127.0.0.1:8000/webhooks/stripe")
     return parser
+
+
+def send(event_file: Path, url: str) -> int:
+    import json
+    import time
+
+    from billing_sync_ops.demo import post_webhook
+    from billing_sync_ops.signing import sign_stripe_payload
+
+    try:
+        body = event_file.read_bytes()
+    except OSError as exc:
+        print(f"billing-sync: cannot read {event_file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    signature = sign_stripe_payload(body, webhook_secret_from_env(), int(time.time()))
+    try:
+        status, answer = post_webhook(url, body, signature)
+    except OSError as exc:
+        print(f"billing-sync: cannot reach {url}: {exc}", file=sys.stderr)
+        return 2
+    print(f"{status} {json.dumps(answer)}")
+    return 0 if status == 200 else 1
 
 
 def serve(port: int, report_path: Path | None, drain_timeout: float, log_level: str) -> int:
@@ -68,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
 
         report = run_demo(args.report)
         return 0 if report["ledger"]["balanced"] else 1
+    if args.command == "send":
+        return send(args.event_file, args.url)
     return serve(args.port, args.report, args.drain_timeout, args.log_level)
 
 

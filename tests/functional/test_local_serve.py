@@ -65,11 +65,29 @@ def test_serve_processes_webhooks_and_reports_on_sigterm(tmp_path: Path) -> None
     try:
         url = wait_for_listening(process)
         assert url == f"http://127.0.0.1:{port}/webhooks/stripe"
-        # WHEN a customer and an invoice arrive signed with that secret
-        for name in ("stripe_customer_created", "stripe_invoice_finalized"):
-            body = event_payload(load_event(name))
-            status, answer = post_webhook(url, body, sign_stripe_payload(body, SECRET, int(time.time())))
-            assert status == 200, answer
+        # WHEN a customer arrives through `billing-sync local send` and an invoice straight over HTTP
+        sent = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "billing_sync_ops.cli",
+                "local",
+                "send",
+                "events/stripe_customer_created.json",
+                "--url",
+                url,
+            ],
+            cwd=REPO_ROOT,
+            env={**os.environ, "BILLING_SYNC_STRIPE_WEBHOOK_SECRET": SECRET},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        assert sent.stdout.startswith("200 ")
+        body = event_payload(load_event("stripe_invoice_finalized"))
+        status, answer = post_webhook(url, body, sign_stripe_payload(body, SECRET, int(time.time())))
+        assert status == 200, answer
         # AND the server is stopped with SIGTERM
         process.send_signal(signal.SIGTERM)
         stdout, _ = process.communicate(timeout=120)
