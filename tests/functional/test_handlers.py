@@ -142,7 +142,12 @@ def test_concurrent_duplicate_deliveries_on_dynamodb_post_once(aws: AwsResources
         thread.start()
     for thread in threads:
         thread.join()
-    # THEN the ledger holds exactly one document and it balances
+    # THEN every worker answered; those that lost the claim returned the record for a retry
+    assert len(responses) == 5
+    assert {"batchItemFailures": []} in responses
+    for response in responses:
+        assert response["batchItemFailures"] in ([], [{"itemIdentifier": invoice["MessageId"]}])
+    # AND the ledger holds exactly one document and it balances
     count, balanced, rows = DynamoLedgerErpClient(aws.dynamodb, "ledger").trial_balance()
     assert (count, balanced) == (1, True)
     assert sum(row.debit for row in rows) == 41623 + 1470

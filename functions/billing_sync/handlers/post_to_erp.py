@@ -13,7 +13,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from billing_sync.composition import posting_service
 from billing_sync.observability import logger, metrics
 
-processor = BatchProcessor(event_type=EventType.SQS)
+# A fully failed batch is reported record by record, not raised: the same retry, with a typed response.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 def post_record(record: SQSRecord) -> str:
