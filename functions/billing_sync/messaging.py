@@ -24,7 +24,10 @@ class S3RawArchive:
 
     def put(self, *, source: str, source_event_id: str, body: bytes) -> str:
         key = raw_archive_key(source, source_event_id)
-        self._client.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType="application/json")
+        try:
+            self._client.put_object(Bucket=self._bucket, Key=key, Body=body, ContentType="application/json")
+        except (BotoCoreError, ClientError) as exc:
+            raise PublishError(f"could not archive {source} event {source_event_id}: {exc}") from exc
         return f"s3://{self._bucket}/{key}"
 
 
@@ -60,6 +63,13 @@ class SqsExceptionQueue:
         self._url = queue_url
 
     def send(self, record: ExceptionRecord) -> None:
+        """Raises PublishError when the queue did not take the record."""
+        try:
+            self._send(record)
+        except (BotoCoreError, ClientError) as exc:
+            raise PublishError(f"could not park {record.event_id} in the exception queue: {exc}") from exc
+
+    def _send(self, record: ExceptionRecord) -> None:
         self._client.send_message(
             QueueUrl=self._url,
             MessageBody=record.model_dump_json(),

@@ -83,7 +83,7 @@ class InMemoryMasterDataStore:
     def upsert_customer(self, *, source: str, customer: CustomerUpserted, legal_entity: str, as_of: datetime) -> bool:
         key = (source, customer.customer_id)
         held = self.customers.get(key)
-        if held is not None and held[0] >= as_of:
+        if held is not None and held[0] > as_of:
             return False
         self.customers[key] = (as_of, customer, legal_entity)
         return True

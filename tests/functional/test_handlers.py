@@ -154,3 +154,29 @@ def test_concurrent_duplicate_deliveries_on_dynamodb_post_once(aws: AwsResources
     # AND a redelivery after the workers finished is a no-op
     assert post_batch([invoice]) == {"batchItemFailures": []}
     assert DynamoLedgerErpClient(aws.dynamodb, "ledger").trial_balance()[0] == 1
+
+
+def test_archive_failure_answers_5xx_and_publishes_nothing(aws: AwsResources) -> None:
+    # GIVEN the raw archive bucket is gone
+    aws.s3.delete_bucket(Bucket=aws.bucket)
+    body, signature = signed("stripe_invoice_finalized")
+    # WHEN the webhook arrives
+    response = webhook(body, signature)
+    # THEN Stripe is told to retry and nothing went on the bus
+    assert response["statusCode"] == 503
+    assert "could not archive" in json.loads(response["body"])["message"]
+    assert drain(aws.sqs, aws.capture_queue_url) == []
+
+
+def test_a_message_that_is_not_a_bus_event_is_parked_not_retried_forever(aws: AwsResources) -> None:
+    # GIVEN a message someone sent to the posting queue by hand
+    message = {"MessageId": "5e0b9a5c-1d2e-4f3a-8b7c-6d5e4f3a2b1c", "ReceiptHandle": "rh-1", "Body": "redrive me"}
+    # WHEN the posting function receives it
+    response = post_batch([message])
+    # THEN it is acknowledged and parked as MALFORMED with its body, nothing lost
+    assert response == {"batchItemFailures": []}
+    [parked] = drain(aws.sqs, aws.exception_queue_url)
+    record = json.loads(parked["Body"])
+    assert record["category"] == "MALFORMED"
+    assert record["event"] == {"unreadable_body": "redrive me"}
+    assert parked["MessageAttributes"]["category"]["StringValue"] == "MALFORMED"

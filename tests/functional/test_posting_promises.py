@@ -231,3 +231,32 @@ def test_zero_value_invoice_and_its_payment_are_recorded_ignored(harness: Postin
     assert harness.erp.documents == {} and harness.exceptions.records == []
     assert harness.lineage.get(results[0].event_id).status is LineageStatus.IGNORED
     assert "no value" in harness.lineage.get(results[0].event_id).reason
+
+
+def test_customer_upsert_interrupted_by_the_erp_is_completed_on_retry() -> None:
+    # GIVEN the ERP fails once while the customer is being upserted (master data already written)
+    harness = PostingHarness()
+    customer = canonical("stripe_customer_created")
+    harness.erp.fail_next.append(ErpTransientError("429 from ERP", status=429, erp_code="RATE_LIMITED"))
+    with pytest.raises(ErpTransientError):
+        harness.service.post(customer)
+    assert harness.erp.customers == {}
+    # WHEN the queue redelivers the event
+    result = harness.service.post(customer)
+    # THEN the ERP has the customer and lineage says POSTED
+    assert result.status is PostingStatus.POSTED
+    assert list(harness.erp.customers) == ["stripe-customer-cus_QfR7xKp2LmN9aT"]
+    assert harness.lineage.get(customer.event_id).status is LineageStatus.POSTED
+
+
+def test_an_older_customer_version_does_not_overwrite_a_newer_one() -> None:
+    # GIVEN customer.updated (newer) was applied before customer.created (older) arrived
+    harness = PostingHarness()
+    harness.service.post(canonical("stripe_customer_updated"))
+    # WHEN the older version arrives
+    result = harness.service.post(canonical("stripe_customer_created"))
+    # THEN the ERP keeps the newer email and lineage explains why nothing changed
+    assert result.erp_document_ids == ()
+    [erp_customer] = harness.erp.customers.values()
+    assert erp_customer.email == canonical("stripe_customer_updated").data.email
+    assert "superseded" in harness.lineage.get(result.event_id).reason

@@ -22,7 +22,8 @@ Hierarchy::
         └── ClaimInFlightError            another worker holds a live claim on the event
 
 `ErpError` is a mixin carrying status, ERP code, request id and `retryable`, shared by the two ERP
-errors. `PublishError` (INTERNAL) means the event could not be made durable; ingest answers 5xx.
+errors. `PublishError` (INTERNAL) means an event or record could not be made durable (archive, bus or
+exception queue); ingest answers 5xx so the source retries, posting returns the record to its queue.
 Callers branch on classes and `category`, never on message text.
 """
 

@@ -68,7 +68,10 @@ class LineageStore(Protocol):
 
 class MasterDataStore(Protocol):
     def upsert_customer(self, *, source: str, customer: CustomerUpserted, legal_entity: str, as_of: datetime) -> bool:
-        """Stores the customer unless a newer version is stored; returns False when it was stale."""
+        """Stores the customer unless a newer version is stored; returns False when it was stale.
+
+        The same version is stored again, so a retry after a failure further on applies it fully.
+        """
         ...
 
     def customer_exists(self, *, source: str, customer_id: str) -> bool: ...

@@ -146,7 +146,7 @@ class PostingService:
             LineageRecord(
                 **_event_ref(event).identity(),
                 status=LineageStatus.POSTED,
-                reason=None if fresh else "superseded by a newer version of the customer",
+                reason=None if fresh else "superseded: a newer version of the customer is already stored",
                 attempts=1,
                 first_seen=event.received_at,
                 last_seen=now,

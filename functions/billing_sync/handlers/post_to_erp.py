@@ -13,13 +13,19 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from billing_sync.composition import posting_service
 from billing_sync.observability import logger, metrics
 
-# A fully failed batch is reported record by record, not raised: the same retry, with a typed response.
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+def _bus_event_detail(body: str) -> dict:
+    """The canonical event inside the EventBridge envelope; an unreadable body is kept for parking."""
+    try:
+        envelope = json.loads(body)
+    except ValueError:
+        return {"unreadable_body": body}
+    detail = envelope.get("detail") if isinstance(envelope, dict) else None
+    return detail if isinstance(detail, dict) else {"unreadable_body": body}
 
 
 def post_record(record: SQSRecord) -> str:
-    envelope = json.loads(record.body)
-    result = posting_service().handle(envelope["detail"])
+    result = posting_service().handle(_bus_event_detail(record.body))
     metrics.add_metric(name=f"Events{result.status.title()}", unit=MetricUnit.Count, value=1)
     logger.info(
         "event processed",
@@ -36,4 +42,7 @@ def post_record(record: SQSRecord) -> str:
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> PartialItemFailureResponse:
+    # A processor per invocation holds no state between invocations. A fully failed batch is reported
+    # record by record rather than raised: the same retry, with a typed response.
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     return process_partial_response(event=event, record_handler=post_record, processor=processor, context=context)

@@ -222,7 +222,7 @@ class DynamoMasterDataStore:
             self._client.put_item(
                 TableName=self._table,
                 Item=item,
-                ConditionExpression="attribute_not_exists(pk) OR as_of < :as_of",
+                ConditionExpression="attribute_not_exists(pk) OR as_of <= :as_of",
                 ExpressionAttributeValues={":as_of": _ts(as_of)},
             )
         except ClientError as exc:
