@@ -526,10 +526,10 @@ def count_ddb_writes(invoices: int = 200) -> dict[str, Any]:
         "payment": canonical_details(payment_events),
     }
     with posting_stack() as names:
-        from billing_sync import composition
+        from billing_sync.composition import posting as posting_root
         from billing_sync.domain.posting import PostingStatus
 
-        service = composition.posting_service()
+        service = posting_root.posting_service()
         counter = AwsCallCounter()
         writes: dict[str, Counter[str]] = {}
         calls: dict[str, Counter[str]] = {}
@@ -610,7 +610,7 @@ def _method(import_runs: int, webhooks: int, invoices: int) -> dict[str, str]:
             "libraries keep their bytecode in both cases."
         ),
         "ddb_writes_per_posted_event": (
-            f"PostingService from billing_sync.composition.posting_service() against moto (mock_aws, tables "
+            f"PostingService from billing_sync.composition.posting.posting_service() against moto (mock_aws, tables "
             f"keyed by pk S, PAY_PER_REQUEST). {invoices} distinct invoice.finalized events, their "
             f"{-(-invoices // INVOICES_PER_CUSTOMER)} customers first and their {invoices} invoice.paid events "
             "last, built with tests/builders and normalised by StripeNormaliser(default_legal_entity='US01'). "

@@ -45,7 +45,8 @@ class EventType(StrEnum):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Schemas are built on first use: a function builds the few event types it handles, not all 13.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class RevenueClass(StrEnum):
@@ -308,7 +309,7 @@ FinanceEvent = Annotated[
 ]
 """Any canonical finance event, discriminated by `event_type`."""
 
-FINANCE_EVENT = TypeAdapter(FinanceEvent)
+FINANCE_EVENT: TypeAdapter[FinanceEvent] = TypeAdapter(FinanceEvent, config=ConfigDict(defer_build=True))
 
 EVENT_MODELS: dict[EventType, type[_Envelope]] = {
     EventType(model.model_fields["event_type"].default): model
@@ -331,3 +332,10 @@ EVENT_MODELS: dict[EventType, type[_Envelope]] = {
 
 POSTABLE_EVENT_TYPES = frozenset({EventType.CUSTOMER_UPSERTED, EventType.INVOICE_ISSUED, EventType.PAYMENT_SETTLED})
 """Types the posting pipeline implements in v1; the bus rule routes exactly these."""
+
+PostableEvent = Annotated[
+    CustomerUpsertedEvent | InvoiceIssuedEvent | PaymentSettledEvent, Field(discriminator="event_type")
+]
+"""A canonical event the posting pipeline books."""
+
+POSTABLE_EVENT: TypeAdapter[PostableEvent] = TypeAdapter(PostableEvent, config=ConfigDict(defer_build=True))

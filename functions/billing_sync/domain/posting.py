@@ -28,6 +28,8 @@ from billing_sync.domain.errors import (
 )
 from billing_sync.domain.events import (
     FINANCE_EVENT,
+    POSTABLE_EVENT,
+    POSTABLE_EVENT_TYPES,
     CustomerUpsertedEvent,
     FinanceEvent,
     InvoiceIssuedEvent,
@@ -76,8 +78,9 @@ class PostingService:
 
     def handle(self, detail: Mapping[str, Any]) -> PostingResult:
         """Posts a canonical event given as JSON data; raises RetryablePostingError to be retried."""
+        adapter = POSTABLE_EVENT if detail.get("event_type") in POSTABLE_EVENT_TYPES else FINANCE_EVENT
         try:
-            event = FINANCE_EVENT.validate_python(detail)
+            event: FinanceEvent = adapter.validate_python(detail)
         except pydantic.ValidationError as exc:
             return self._park_unreadable(detail, exc)
         return self.post(event)

@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from billing_sync.composition import posting_service
+from billing_sync.composition.posting import posting_service
 from billing_sync.observability import logger, metrics
 
 

@@ -11,7 +11,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from billing_sync.composition import partner_ingest
+from billing_sync.composition.ingest import partner_ingest
 from billing_sync.observability import logger, metrics
 
 

