@@ -96,7 +96,7 @@ def write_report(report: dict[str, Any], path: Path | None) -> None:
 
 
 def run_demo(report_path: Path | None, *, drain_timeout: float = 90) -> dict[str, Any]:
-    with LocalRuntime() as runtime:
+    with LocalRuntime(log_level="ERROR") as runtime:
         print(f"webhook endpoint: {runtime.webhook_url}", file=sys.stderr)
         send_samples(runtime)
         print("draining the posting queue ...", file=sys.stderr)
