@@ -13,6 +13,7 @@ import socket
 import sys
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -27,6 +28,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_WEBHOOK_SECRET = "whsec_local_billing_sync"
 WEBHOOK_SECRET_ENV = "BILLING_SYNC_STRIPE_WEBHOOK_SECRET"
 REGION = "us-east-1"
+
+
+_ACTIVE = threading.Lock()
 
 
 def webhook_secret_from_env() -> str:
@@ -59,9 +63,17 @@ class LocalRuntime:
     def start(self) -> LocalRuntime:
         """Binds the webhook port first, so a busy port fails before anything else starts.
 
-        Raises PortInUseError, or the error of whatever failed; nothing is left running on failure.
+        Raises PortInUseError, RuntimeError when another runtime is running in this process (handlers
+        and their environment are process-wide), or the error of whatever failed; nothing is left
+        running on failure.
         """
-        self._bind_http()
+        if not _ACTIVE.acquire(blocking=False):
+            raise RuntimeError("a local runtime is already running in this process; stop it first")
+        try:
+            self._bind_http()
+        except BaseException:
+            _ACTIVE.release()
+            raise
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._saved_env = dict(os.environ)
@@ -70,6 +82,7 @@ class LocalRuntime:
         except BaseException:
             self._http.server_close()
             self._stop_backend()
+            _ACTIVE.release()
             raise
         self._http_thread = threading.Thread(target=self._http.serve_forever, name="http", daemon=True)
         self._http_thread.start()
@@ -83,6 +96,8 @@ class LocalRuntime:
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
         self._moto.start()
         endpoint = f"http://127.0.0.1:{moto_port}"
+        # moto keeps its state per process, not per server: start every run from an empty account.
+        urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10)
         os.environ.update(
             {
                 "AWS_ENDPOINT_URL": endpoint,
@@ -236,6 +251,7 @@ class LocalRuntime:
         if getattr(self, "_http_thread", None) and self._http_thread.is_alive():
             self.stop_accepting()
         self._stop_backend()
+        _ACTIVE.release()
 
     def _stop_backend(self) -> None:
         self._stopping.set()
