@@ -180,3 +180,17 @@ def test_a_message_that_is_not_a_bus_event_is_parked_not_retried_forever(aws: Aw
     assert record["category"] == "MALFORMED"
     assert record["event"] == {"unreadable_body": "redrive me"}
     assert parked["MessageAttributes"]["category"]["StringValue"] == "MALFORMED"
+
+
+def test_every_accepted_event_records_its_stripe_api_version(aws: AwsResources) -> None:
+    # GIVEN an ignored type and a posted type, from two Stripe API versions
+    for name in ("stripe_payment_intent_created", "stripe_customer_created", "stripe_charge_succeeded"):
+        body, signature = signed(name)
+        assert webhook(body, signature)["statusCode"] == 200
+    post_batch([m for m in drain(aws.sqs, aws.capture_queue_url) if "customer.upserted" in m["Body"]])
+    # WHEN lineage is read back
+    items = aws.dynamodb.scan(TableName="lineage")["Items"]
+    versions = {item["source_event_id"]["S"]: item.get("source_api_version", {}).get("S") for item in items}
+    # THEN the API version of each is recorded, ignored ones included
+    assert versions["evt_3Qd7NINx4RkL2mQeTw1EpPrX"] == "2025-10-29.clover"  # payment_intent.created, IGNORED
+    assert versions["evt_1Q6NawNx4RkL2mQebFygFa7l"] == "2025-10-29.clover"  # customer.created, POSTED

@@ -211,7 +211,7 @@ def test_an_unsupported_type_returns_none(normaliser, sample):
     payload = load_event(sample)
 
     # WHEN / THEN it is identified (so it can be recorded) but not normalised
-    assert normaliser.identify(payload) == (payload["id"], payload["type"])
+    assert normaliser.identify(payload) == (payload["id"], payload["type"], payload["api_version"])
     assert normalise(normaliser, payload) is None
 
 
@@ -272,4 +272,8 @@ def test_a_payload_that_cannot_be_identified_is_malformed(normaliser, payload):
 
 def test_identify_returns_the_stripe_id_and_type(normaliser):
     # WHEN / THEN
-    assert normaliser.identify(load_event("stripe_invoice_paid")) == ("evt_1QfN1UNx4RkL2mQew0eZo5Ib", "invoice.paid")
+    assert normaliser.identify(load_event("stripe_invoice_paid")) == (
+        "evt_1QfN1UNx4RkL2mQew0eZo5Ib",
+        "invoice.paid",
+        "2025-10-29.clover",
+    )

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from billing_sync.domain.errors import ExceptionCategory, MalformedEventError
 from billing_sync.domain.events import FinanceEvent, derive_event_id
@@ -21,11 +21,17 @@ from billing_sync.domain.lineage import EventRef, ExceptionRecord, LineageRecord
 from billing_sync.domain.ports import EventPublisher, ExceptionQueue, LineageStore, RawArchive
 
 
+class SourceIdentity(NamedTuple):
+    source_event_id: str
+    event_type: str
+    api_version: str | None = None
+
+
 class SourceNormaliser(Protocol):
     source: str
 
-    def identify(self, payload: Any) -> tuple[str, str]:
-        """(source event id, source event type); raises MalformedEventError."""
+    def identify(self, payload: Any) -> SourceIdentity:
+        """Who the source says the event is; raises MalformedEventError."""
         ...
 
     def normalise(self, payload: Mapping[str, Any], *, received_at: datetime, raw_ref: str) -> FinanceEvent | None:
@@ -72,17 +78,19 @@ class IngestService:
         received_at = self._clock()
         source = self._normaliser.source
         try:
-            source_event_id, source_type = self._normaliser.identify(payload)
+            identity = self._normaliser.identify(payload)
             identity_error: MalformedEventError | None = None
         except MalformedEventError as exc:
-            source_event_id, source_type = f"unidentified-{hashlib.sha256(raw_body).hexdigest()[:32]}", "unknown"
+            identity = SourceIdentity(f"unidentified-{hashlib.sha256(raw_body).hexdigest()[:32]}", "unknown")
             identity_error = exc
+        source_event_id, source_type = identity.source_event_id, identity.event_type
         raw_ref = self._archive.put(source=source, source_event_id=source_event_id, body=raw_body)
         ref = EventRef(
             event_id=derive_event_id(source, source_event_id),
             source=source,
             source_event_id=source_event_id,
             event_type=source_type,
+            source_api_version=identity.api_version,
             raw_ref=raw_ref,
             received_at=received_at,
         )

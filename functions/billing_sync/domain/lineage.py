@@ -28,13 +28,16 @@ class EventRef(BaseModel):
     source: str
     source_event_id: str
     event_type: str
+    source_api_version: str | None = None
     raw_ref: str | None = None
     received_at: AwareDatetime
     normalised_at: AwareDatetime | None = None
 
     def identity(self) -> dict[str, Any]:
         """The fields every lineage and exception record repeats."""
-        return self.model_dump(include={"event_id", "source", "source_event_id", "event_type", "raw_ref"})
+        return self.model_dump(
+            include={"event_id", "source", "source_event_id", "event_type", "source_api_version", "raw_ref"}
+        )
 
 
 class LineageRecord(BaseModel):
@@ -44,6 +47,7 @@ class LineageRecord(BaseModel):
     source: str
     source_event_id: str
     event_type: str
+    source_api_version: str | None = None
     status: LineageStatus
     category: ExceptionCategory | None = None
     reason: str | None = None
@@ -64,6 +68,7 @@ class ExceptionRecord(BaseModel):
     source: str
     source_event_id: str
     event_type: str
+    source_api_version: str | None = None
     category: ExceptionCategory
     reason: str
     attempts: int

@@ -249,6 +249,7 @@ def _event_ref(event: FinanceEvent) -> EventRef:
         source=event.source,
         source_event_id=event.source_event_id,
         event_type=event.event_type,
+        source_api_version=event.source_api_version,
         raw_ref=event.raw_ref,
         received_at=event.received_at,
         normalised_at=event.normalised_at,

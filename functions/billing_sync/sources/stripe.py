@@ -30,6 +30,7 @@ from billing_sync.domain.events import (
     RevenueClass,
     derive_event_id,
 )
+from billing_sync.domain.ingest import SourceIdentity
 from billing_sync.domain.money import UnknownCurrencyError, currency_exponent
 from billing_sync.sources.stripe_wire import StripeCharge, StripeCustomer, StripeEvent, StripeInvoice
 
@@ -91,13 +92,14 @@ class StripeNormaliser:
     def __init__(self, *, default_legal_entity: str) -> None:
         self._default_legal_entity = default_legal_entity
 
-    def identify(self, payload: Any) -> tuple[str, str]:
+    def identify(self, payload: Any) -> SourceIdentity:
         if not isinstance(payload, Mapping):
             raise MalformedEventError("a Stripe event must be a JSON object")
         event_id, event_type = payload.get("id"), payload.get("type")
         if not isinstance(event_id, str) or not event_id.startswith("evt_") or not isinstance(event_type, str):
             raise MalformedEventError("a Stripe event needs an `id` starting with evt_ and a `type`")
-        return event_id, event_type
+        api_version = payload.get("api_version")
+        return SourceIdentity(event_id, event_type, api_version if isinstance(api_version, str) else None)
 
     def normalise(self, payload: Mapping[str, Any], *, received_at: datetime, raw_ref: str) -> FinanceEvent | None:
         try:

@@ -68,6 +68,9 @@ class DynamoLineageStore:
         if ref.raw_ref is not None:
             values[":raw"] = _s(ref.raw_ref)
             sets.append("raw_ref = :raw")
+        if ref.source_api_version is not None:
+            values[":api_version"] = _s(ref.source_api_version)
+            sets.append("source_api_version = :api_version")
         try:
             response = self._client.update_item(
                 TableName=self._table,
@@ -148,6 +151,7 @@ class DynamoLineageStore:
         _optional(item, "category", record.category)
         _optional(item, "reason", record.reason)
         _optional(item, "raw_ref", record.raw_ref)
+        _optional(item, "source_api_version", record.source_api_version)
         for name, moment in record.checkpoints.items():
             item[_CHECKPOINT_PREFIX + name] = _ts(moment)
         self._client.put_item(TableName=self._table, Item=item)
@@ -187,6 +191,7 @@ def lineage_record(item: dict[str, Any]) -> LineageRecord:
         first_seen=item["first_seen"]["S"],
         last_seen=item["last_seen"]["S"],
         raw_ref=_str(item, "raw_ref"),
+        source_api_version=_str(item, "source_api_version"),
         erp_document_ids=tuple(v["S"] for v in item.get("erp_document_ids", {}).get("L", [])),
         checkpoints={
             name.removeprefix(_CHECKPOINT_PREFIX): value["S"]
