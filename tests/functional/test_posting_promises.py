@@ -260,3 +260,28 @@ def test_an_older_customer_version_does_not_overwrite_a_newer_one() -> None:
     [erp_customer] = harness.erp.customers.values()
     assert erp_customer.email == canonical("stripe_customer_updated").data.email
     assert "superseded" in harness.lineage.get(result.event_id).reason
+
+
+def test_an_unexpected_failure_is_retried_and_lineage_says_why(harness: PostingHarness) -> None:
+    # GIVEN the ERP adapter fails in a way nobody classified
+    invoice = canonical("stripe_invoice_finalized")
+    harness.erp.fail_next.append(KeyError("document_id"))
+    # WHEN the invoice is posted
+    with pytest.raises(KeyError):
+        harness.service.post(invoice)
+    # THEN the record goes back to the queue, lineage says INTERNAL, and the retry posts it once
+    pending = harness.lineage.get(invoice.event_id)
+    assert (pending.status, pending.category) == (LineageStatus.PENDING, ExceptionCategory.INTERNAL)
+    assert "KeyError" in pending.reason
+    assert harness.service.post(invoice).status is PostingStatus.POSTED
+    assert len(harness.erp.documents) == 1
+
+
+def test_an_invalid_invoice_is_parked_at_once_even_before_its_customer_arrives() -> None:
+    # GIVEN no customer yet, and an invoice whose totals do not add up
+    harness = PostingHarness()
+    # WHEN it is posted
+    result = harness.service.post(canonical("stripe_invoice_finalized_bad_totals"))
+    # THEN it is parked as VALIDATION on the first delivery instead of waiting for the customer
+    assert result.status is PostingStatus.EXCEPTION
+    assert result.category is ExceptionCategory.VALIDATION

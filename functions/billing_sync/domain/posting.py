@@ -106,22 +106,26 @@ class PostingService:
         except PermanentPostingError as exc:
             return self._park(event, attempts=claim.attempts, first_seen=claim.first_seen, error=exc)
         except RetryablePostingError as exc:
-            self._lineage.mark_failed(
-                event.event_id,
-                status=LineageStatus.PENDING,
-                category=exc.category,
-                reason=exc.reason,
-                now=self._clock(),
-            )
+            self._mark_pending(event, exc.category, exc.reason)
+            raise
+        except Exception as exc:
+            self._mark_pending(event, ExceptionCategory.INTERNAL, f"{type(exc).__name__}: {exc}")
             raise
         self._lineage.mark_posted(event.event_id, document_ids=(ref.document_id,), now=self._clock())
         return PostingResult(event.event_id, PostingStatus.POSTED, (ref.document_id,))
 
+    def _mark_pending(self, event: FinanceEvent, category: ExceptionCategory, reason: str) -> None:
+        """Releases the claim and says why, so lineage explains the retry (and a dead letter)."""
+        self._lineage.mark_failed(
+            event.event_id, status=LineageStatus.PENDING, category=category, reason=reason, now=self._clock()
+        )
+
     def _post_document(self, event: InvoiceIssuedEvent | PaymentSettledEvent) -> ErpRef:
         if isinstance(event, InvoiceIssuedEvent):
+            document = accounting.invoice_document(event, self._mapping)
             if not self._master_data.customer_exists(source=event.source, customer_id=event.data.customer_id):
                 raise DependencyPendingError(f"customer {event.data.customer_id} is not synchronised yet")
-            return self._erp.create_document(accounting.invoice_document(event, self._mapping))
+            return self._erp.create_document(document)
         payment = event.data
         if payment.amount == 0:
             raise NothingToPostError(f"payment for invoice {payment.invoice_id} settles a zero amount")
