@@ -8,7 +8,13 @@ import sys
 import threading
 from pathlib import Path
 
-from billing_sync_ops.runtime import WEBHOOK_SECRET_ENV, LocalRuntime, PortInUseError, webhook_secret_from_env
+from billing_sync_ops.runtime import (
+    LOCAL_WEBHOOK_SECRET,
+    WEBHOOK_SECRET_ENV,
+    LocalRuntime,
+    PortInUseError,
+    webhook_secret_from_env,
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -70,13 +76,14 @@ def serve(port: int, report_path: Path | None, drain_timeout: float, log_level: 
         return 2
     try:
         secret_note = (
-            "from " + WEBHOOK_SECRET_ENV
-            if runtime.webhook_secret != "whsec_local_billing_sync"
-            else ("local default whsec_local_billing_sync")
+            f"from {WEBHOOK_SECRET_ENV}" if runtime.webhook_secret != LOCAL_WEBHOOK_SECRET else LOCAL_WEBHOOK_SECRET
         )
         print(f"listening on {runtime.webhook_url} (signing secret: {secret_note}); Ctrl-C to stop", file=sys.stderr)
         print(f"  stripe listen --forward-to {runtime.webhook_url}", file=sys.stderr)
-        stop.wait()
+        # Waits in short slices: a signal delivered to another thread only runs its Python handler
+        # when the main thread next executes bytecode, so an unbounded wait could sleep through it.
+        while not stop.wait(timeout=0.2):
+            pass
         print("stopping: no new webhooks accepted; draining work in flight ...", file=sys.stderr)
         runtime.stop_accepting()
         if not runtime.drain(timeout_seconds=drain_timeout):

@@ -90,7 +90,12 @@ def test_serve_processes_webhooks_and_reports_on_sigterm(tmp_path: Path) -> None
         assert status == 200, answer
         # AND the server is stopped with SIGTERM
         process.send_signal(signal.SIGTERM)
-        stdout, _ = process.communicate(timeout=120)
+        try:
+            stdout, _ = process.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, stderr = process.communicate()
+            pytest.fail(f"serve did not stop within 120 s of SIGTERM; stderr tail:\n{stderr[-3000:]}")
     finally:
         if process.poll() is None:
             process.kill()
