@@ -9,6 +9,7 @@ from constructs import Construct
 
 from infra.config import BillingSyncConfig
 from infra.constructs.ingest_api import IngestApi
+from infra.constructs.ingest_path import IngestPath
 from infra.constructs.observability import Observability
 from infra.constructs.partner_events import StripePartnerEvents
 from infra.constructs.posting_pipeline import PostingPipeline
@@ -30,16 +31,15 @@ class BillingSyncStack(Stack):
         posting = PostingPipeline(
             self, "PostingPipeline", function_factory=function_factory, billing_bus=billing_bus, tables=tables
         )
-        ingest = IngestApi(
-            self,
-            "IngestApi",
-            stage=config.stage,
-            function_factory=function_factory,
+        ingest_path = IngestPath(
             billing_bus=billing_bus,
             raw_archive=raw_archive.bucket,
             lineage_table=tables.lineage,
             exception_queue=posting.exception_queue,
             default_legal_entity=config.default_legal_entity,
+        )
+        ingest = IngestApi(
+            self, "IngestApi", stage=config.stage, function_factory=function_factory, ingest_path=ingest_path
         )
         functions: dict[str, lambda_.IFunction] = {
             "StripeWebhook": ingest.function,
@@ -51,11 +51,7 @@ class BillingSyncStack(Stack):
                 "StripePartnerEvents",
                 partner_event_bus_name=config.stripe_partner_event_bus_name,
                 function_factory=function_factory,
-                billing_bus=billing_bus,
-                raw_archive=raw_archive.bucket,
-                lineage_table=tables.lineage,
-                exception_queue=posting.exception_queue,
-                default_legal_entity=config.default_legal_entity,
+                ingest_path=ingest_path,
             )
             functions["StripePartnerEvents"] = partner.function
         Observability(self, "Observability", exception_queue=posting.exception_queue, functions=functions)

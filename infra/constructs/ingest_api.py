@@ -2,15 +2,12 @@ from __future__ import annotations
 
 from aws_cdk import Duration, Fn, RemovalPolicy, SecretValue
 from aws_cdk import aws_apigateway as apigateway
-from aws_cdk import aws_dynamodb as dynamodb
-from aws_cdk import aws_events as events
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
-from aws_cdk import aws_sqs as sqs
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
+from infra.constructs.ingest_path import IngestPath
 from infra.function_factory import FunctionFactory
 
 WEBHOOK_PATH = "/webhooks/stripe"
@@ -30,11 +27,7 @@ class IngestApi(Construct):
         *,
         stage: str,
         function_factory: FunctionFactory,
-        billing_bus: events.IEventBus,
-        raw_archive: s3.IBucket,
-        lineage_table: dynamodb.ITable,
-        exception_queue: sqs.IQueue,
-        default_legal_entity: str,
+        ingest_path: IngestPath,
     ) -> None:
         super().__init__(scope, construct_id)
         self.webhook_secret_name = f"billing-sync/{stage}/stripe-webhook-signing-secrets"
@@ -45,36 +38,10 @@ class IngestApi(Construct):
             handler_module="stripe_webhook",
             timeout=INGEST_TIMEOUT,
             description="Verifies, archives and normalises Stripe webhooks onto the billing bus",
-            environment={
-                "BILLING_BUS_NAME": billing_bus.event_bus_name,
-                "RAW_ARCHIVE_BUCKET": raw_archive.bucket_name,
-                "STRIPE_WEBHOOK_SECRET_NAME": self.webhook_secret_name,
-                "LINEAGE_TABLE_NAME": lineage_table.table_name,
-                "EXCEPTION_QUEUE_URL": exception_queue.queue_url,
-                "DEFAULT_LEGAL_ENTITY": default_legal_entity,
-            },
+            environment={**ingest_path.environment(), "STRIPE_WEBHOOK_SECRET_NAME": self.webhook_secret_name},
         )
         self.webhook_secret.grant_read(self.function)
-        raw_archive.grant_put(self.function)
-        billing_bus.grant_put_events_to(self.function)
-        lineage_table.grant(self.function, "dynamodb:PutItem", "dynamodb:UpdateItem")
-        exception_queue.grant_send_messages(self.function)
-        NagSuppressions.add_resource_suppressions(
-            self.function.role,
-            [
-                NagPackSuppression(
-                    id="AwsSolutions-IAM5",
-                    reason="grant_put scopes s3:PutObject* and s3:Abort* to objects of the raw archive "
-                    "bucket only; object keys are per event, so the object part must be a wildcard.",
-                    applies_to=[
-                        "Action::s3:Abort*",
-                        "Action::s3:PutObject*",
-                        {"regex": "/^Resource::<RawArchiveBucket.*\\.Arn>/\\*$/g"},
-                    ],
-                )
-            ],
-            apply_to_children=True,
-        )
+        ingest_path.grant(self.function)
         self.rest_api = self._rest_api()
         stripe_resource = self.rest_api.root.resource_for_path(WEBHOOK_PATH)
         stripe_resource.add_method(

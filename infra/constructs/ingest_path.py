@@ -1,0 +1,56 @@
+"""What every ingest function (webhook or partner bus) needs: its environment and its grants."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
+from cdk_nag import NagPackSuppression, NagSuppressions
+
+
+@dataclass(frozen=True, kw_only=True)
+class IngestPath:
+    """The resources an ingest function writes to: archive, bus, lineage and exception queue."""
+
+    billing_bus: events.IEventBus
+    raw_archive: s3.IBucket
+    lineage_table: dynamodb.ITable
+    exception_queue: sqs.IQueue
+    default_legal_entity: str
+
+    def environment(self) -> dict[str, str]:
+        return {
+            "BILLING_BUS_NAME": self.billing_bus.event_bus_name,
+            "RAW_ARCHIVE_BUCKET": self.raw_archive.bucket_name,
+            "LINEAGE_TABLE_NAME": self.lineage_table.table_name,
+            "EXCEPTION_QUEUE_URL": self.exception_queue.queue_url,
+            "DEFAULT_LEGAL_ENTITY": self.default_legal_entity,
+        }
+
+    def grant(self, function: lambda_.Function) -> None:
+        """Least privilege: put raw payloads, put events, write lineage items, send exceptions."""
+        self.raw_archive.grant_put(function)
+        self.billing_bus.grant_put_events_to(function)
+        self.lineage_table.grant(function, "dynamodb:PutItem", "dynamodb:UpdateItem")
+        self.exception_queue.grant_send_messages(function)
+        assert function.role is not None
+        NagSuppressions.add_resource_suppressions(
+            function.role,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="grant_put scopes s3:PutObject* and s3:Abort* to objects of the raw archive "
+                    "bucket only; object keys are per event, so the object part must be a wildcard.",
+                    applies_to=[
+                        "Action::s3:Abort*",
+                        "Action::s3:PutObject*",
+                        {"regex": "/^Resource::<RawArchiveBucket.*\\.Arn>/\\*$/g"},
+                    ],
+                )
+            ],
+            apply_to_children=True,
+        )
