@@ -226,7 +226,7 @@ class PostingService:
         self._exceptions.send(record)
         self._lineage.record(
             LineageRecord(
-                **record.model_dump(include={"event_id", "source", "source_event_id", "event_type", "raw_ref"}),
+                **record.identity(),
                 status=LineageStatus.EXCEPTION,
                 category=record.category,
                 reason=record.reason,
