@@ -21,19 +21,41 @@ _OUTCOME = {
 
 
 def dead_lettered_event_ids(sqs: Any, queue_url: str) -> set[str]:
-    """Canonical event ids of bus messages the queue's redrive policy moved to the exception queue."""
-    seen: dict[str, str] = {}
-    while True:
-        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0).get(
+    """Canonical event ids of bus messages the redrive policy moved to the exception queue.
+
+    Reads every message by hiding each one briefly, then makes them all visible again, so the queue
+    is left as it was (receive counts aside).
+    """
+    event_ids: set[str] = set()
+    handles: list[str] = []
+    try:
+        while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=60).get(
             "Messages", []
-        )
-        new = [m for m in messages if m["MessageId"] not in seen]
-        if not new:
-            return {event_id for event_id in seen.values() if event_id}
-        for message in new:
-            body = json.loads(message["Body"])
-            detail = body.get("detail") if isinstance(body, dict) and "detail-type" in body else None
-            seen[message["MessageId"]] = detail.get("event_id", "") if isinstance(detail, dict) else ""
+        ):
+            for message in messages:
+                handles.append(message["ReceiptHandle"])
+                event_id = _bus_event_id(message["Body"])
+                if event_id:
+                    event_ids.add(event_id)
+    finally:
+        for start in range(0, len(handles), 10):
+            sqs.change_message_visibility_batch(
+                QueueUrl=queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": handle, "VisibilityTimeout": 0}
+                    for i, handle in enumerate(handles[start : start + 10])
+                ],
+            )
+    return event_ids
+
+
+def _bus_event_id(body: str) -> str | None:
+    try:
+        envelope = json.loads(body)
+    except ValueError:
+        return None
+    detail = envelope.get("detail") if isinstance(envelope, dict) and "detail-type" in envelope else None
+    return detail.get("event_id") if isinstance(detail, dict) else None
 
 
 def build_report(
