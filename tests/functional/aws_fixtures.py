@@ -27,13 +27,15 @@ class AwsResources:
     bucket: str
 
 
-def _table(dynamodb: Any, name: str) -> None:
-    dynamodb.create_table(
+def create_table(client: Any, name: str) -> str:
+    """A table keyed like the stack's: partition key `pk` (string), on demand."""
+    client.create_table(
         TableName=name,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
         BillingMode="PAY_PER_REQUEST",
     )
+    return name
 
 
 @pytest.fixture
@@ -49,7 +51,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsResources]:
     with mock_aws():
         dynamodb = boto3.client("dynamodb")
         for table in ("lineage", "ledger", "master-data"):
-            _table(dynamodb, table)
+            create_table(dynamodb, table)
         sqs = boto3.client("sqs")
         exception_queue = sqs.create_queue(QueueName="exceptions")["QueueUrl"]
         capture_queue = sqs.create_queue(QueueName="posting")["QueueUrl"]

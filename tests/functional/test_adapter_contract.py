@@ -29,6 +29,7 @@ from billing_sync.state.dynamo import DynamoLineageStore, DynamoMasterDataStore
 from tests.builders import load_event
 from tests.fakes.erp import InMemoryErpClient
 from tests.fakes.stores import InMemoryLineageStore, InMemoryMasterDataStore
+from tests.functional.aws_fixtures import create_table
 
 T0 = datetime(2026, 11, 1, 1, 0, 5, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
@@ -82,16 +83,6 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 def dynamodb(aws_credentials: None) -> Iterator[Any]:
     with mock_aws():
         yield boto3.client("dynamodb", region_name="us-east-1")
-
-
-def create_table(client: Any, name: str) -> str:
-    client.create_table(
-        TableName=name,
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    return name
 
 
 # ---- the pairs --------------------------------------------------------------------------------

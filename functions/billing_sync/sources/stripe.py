@@ -185,14 +185,7 @@ class StripeNormaliser:
         paid_at = (invoice.status_transitions.paid_at if invoice.status_transitions else None) or event.created
         return PaymentSettledEvent(
             **self._envelope(event, received_at, raw_ref, invoice.metadata),
-            data=PaymentSettled(
-                payment_id=invoice.id,
-                invoice_id=invoice.id,
-                customer_id=invoice.customer,
-                currency=invoice.currency,
-                amount=invoice.amount_paid,
-                settled_at=_instant(paid_at),
-            ),
+            data=_invoice_payment(invoice.id, invoice.customer, invoice.currency, invoice.amount_paid, paid_at),
         )
 
     def _charge_succeeded(self, event: StripeEvent, received_at: datetime, raw_ref: str) -> PaymentSettledEvent | None:
@@ -203,14 +196,7 @@ class StripeNormaliser:
             raise MalformedEventError(f"charge {charge.id} pays invoice {charge.invoice} but names no customer")
         return PaymentSettledEvent(
             **self._envelope(event, received_at, raw_ref, event.data.object.get("metadata") or {}),
-            data=PaymentSettled(
-                payment_id=charge.invoice,
-                invoice_id=charge.invoice,
-                customer_id=charge.customer,
-                currency=charge.currency,
-                amount=charge.amount,
-                settled_at=_instant(charge.created),
-            ),
+            data=_invoice_payment(charge.invoice, charge.customer, charge.currency, charge.amount, charge.created),
         )
 
     def _customer_upserted(self, event: StripeEvent, received_at: datetime, raw_ref: str) -> CustomerUpsertedEvent:
@@ -237,6 +223,18 @@ _MAPPERS: dict[str, _Mapper] = {
     "customer.created": StripeNormaliser._customer_upserted,
     "customer.updated": StripeNormaliser._customer_upserted,
 }
+
+
+def _invoice_payment(invoice_id: str, customer_id: str, currency: str, amount: int, settled: int) -> PaymentSettled:
+    """Both payment events of one invoice share its id as payment key, hence one ERP payment document."""
+    return PaymentSettled(
+        payment_id=invoice_id,
+        invoice_id=invoice_id,
+        customer_id=customer_id,
+        currency=currency,
+        amount=amount,
+        settled_at=_instant(settled),
+    )
 
 
 def _revenue_class(parent_type: str | None, pricing: Any) -> RevenueClass:
