@@ -1,8 +1,10 @@
 """`make bench`: cold-start import cost, AWS calls and DynamoDB writes per event, warm CPU per event.
 
 Everything is measured in one run on this machine: imports in fresh interpreters, the AWS paths in
-process against moto (`mock_aws`), with the real handlers and the real composition roots. Counts are
-counted by wrapping botocore's `BaseClient._make_api_call`, which every client call goes through.
+process against moto (`mock_aws`) holding the synthesised stack's resources, provisioned as the local
+runtime provisions them, with the real handlers, their environments from the template and the real
+composition roots. Counts are counted by wrapping botocore's `BaseClient._make_api_call`, which every
+client call goes through.
 
     python -m billing_sync_ops.bench --output build/bench.json [--quick]
 
@@ -28,14 +30,16 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
 from billing_sync_ops.lambda_runtime import LocalLambdaContext, api_gateway_event, sqs_event
+from billing_sync_ops.local_stack import provision, synthesize_template
 from billing_sync_ops.runtime import REPO_ROOT
+from billing_sync_ops.samples import event_payload, invoice_event, invoice_paid_event, load_event, with_event_id
 from billing_sync_ops.signing import sign_stripe_payload
-from tests.builders import event_payload, invoice_event, invoice_paid_event, load_event, with_event_id
 
 HANDLER_MODULES = (
     "billing_sync.handlers.stripe_webhook",
@@ -44,6 +48,7 @@ HANDLER_MODULES = (
 )
 BASELINE_MODULE = "boto3"
 FUNCTIONS_DIR = REPO_ROOT / "functions"
+CDK_OUT_DIR = REPO_ROOT / "build" / "bench" / "cdk.out"
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 WEBHOOK_SECRET = "whsec_bench"
@@ -263,21 +268,25 @@ def _forget_cached_secrets() -> None:
     base.DEFAULT_PROVIDERS.clear()
 
 
-def _create_table(name: str) -> None:
-    import boto3
-
-    boto3.client("dynamodb", region_name=REGION).create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+@cache
+def _stack_template() -> dict[str, Any]:
+    """The synthesised stack, as the local runtime builds its environment from it (synthesised once per input)."""
+    return synthesize_template(REPO_ROOT, CDK_OUT_DIR)
 
 
-def _create_queue(name: str) -> str:
-    import boto3
+@contextlib.contextmanager
+def function_stack(handler_module: str) -> Iterator[dict[str, str]]:
+    """moto with the stack's resources and the environment of the function in `handler_module`; yields it."""
+    from moto import mock_aws
 
-    return str(boto3.client("sqs", region_name=REGION).create_queue(QueueName=name)["QueueUrl"])
+    from billing_sync import composition
+
+    with lambda_environment({"AWS_DEFAULT_REGION": REGION}), mock_aws():
+        stack = provision(_stack_template(), region=REGION, webhook_secrets=[WEBHOOK_SECRET])
+        environment = stack.function_for(handler_module).environment
+        os.environ.update(environment)
+        composition.reset()
+        yield environment
 
 
 def _per_event(counts: Mapping[str, int], events: int) -> dict[str, float]:
@@ -378,34 +387,12 @@ def posting_batches(details: list[dict[str, Any]], queue_arn: str) -> list[dict[
 
 
 @contextlib.contextmanager
-def ingest_stack() -> Iterator[None]:
-    """moto with the webhook function's resources, and its environment."""
-    import boto3
-    from moto import mock_aws
-
-    with lambda_environment({"AWS_DEFAULT_REGION": REGION}), mock_aws():
-        boto3.client("s3", region_name=REGION).create_bucket(Bucket="billing-sync-raw-bench")
-        boto3.client("events", region_name=REGION).create_event_bus(Name="billing-sync-bench")
-        boto3.client("secretsmanager", region_name=REGION).create_secret(
-            Name="billing-sync/stripe-webhook-secret", SecretString=json.dumps([WEBHOOK_SECRET])
-        )
-        _create_table("billing-sync-lineage-bench")
-        os.environ.update(
-            {
-                "BILLING_BUS_NAME": "billing-sync-bench",
-                "RAW_ARCHIVE_BUCKET": "billing-sync-raw-bench",
-                "STRIPE_WEBHOOK_SECRET_NAME": "billing-sync/stripe-webhook-secret",
-                "LINEAGE_TABLE_NAME": "billing-sync-lineage-bench",
-                "EXCEPTION_QUEUE_URL": _create_queue("billing-sync-exceptions-bench"),
-                "DEFAULT_LEGAL_ENTITY": "US01",
-            }
-        )
-        from billing_sync import composition
-
-        composition.reset()
+def ingest_stack() -> Iterator[dict[str, str]]:
+    """moto with the stack's resources and the webhook function's environment; yields that environment."""
+    with function_stack("stripe_webhook") as environment:
         _forget_cached_secrets()
         try:
-            yield
+            yield environment
         finally:
             _forget_cached_secrets()
 
@@ -424,7 +411,7 @@ def _check_accepted(responses: list[dict[str, Any]], expected: int) -> None:
 
 def count_ingest_calls(webhooks: int = 300) -> dict[str, Any]:
     """AWS API calls made while the webhook handler accepts `webhooks` distinct invoice.finalized events, cold."""
-    with ingest_stack():
+    with ingest_stack() as environment:
         from billing_sync.handlers.stripe_webhook import lambda_handler
 
         _, invoices, _ = stripe_mix("count", webhooks)
@@ -435,7 +422,7 @@ def count_ingest_calls(webhooks: int = 300) -> dict[str, Any]:
         _check_accepted(responses, webhooks)
         import boto3
 
-        archived = boto3.client("s3", region_name=REGION).list_objects_v2(Bucket="billing-sync-raw-bench")
+        archived = boto3.client("s3", region_name=REGION).list_objects_v2(Bucket=environment["RAW_ARCHIVE_BUCKET"])
         _check(archived["KeyCount"] == webhooks, f"{archived['KeyCount']} raw payloads archived, expected {webhooks}")
     total = sum(counter.calls.values())
     return {
@@ -479,24 +466,9 @@ def _cpu_figures(elapsed_ns: int, moto_ns: int, events: int) -> dict[str, Any]:
 # ---- posting path ----
 
 
-@contextlib.contextmanager
-def posting_stack() -> Iterator[dict[str, str]]:
-    """moto with the posting function's tables and exception queue, and its environment; yields the names."""
-    from moto import mock_aws
-
-    names = {
-        "LINEAGE_TABLE_NAME": "billing-sync-lineage-bench",
-        "LEDGER_TABLE_NAME": "billing-sync-ledger-bench",
-        "MASTER_DATA_TABLE_NAME": "billing-sync-master-data-bench",
-    }
-    with lambda_environment({"AWS_DEFAULT_REGION": REGION}), mock_aws():
-        for table in names.values():
-            _create_table(table)
-        os.environ.update(names, EXCEPTION_QUEUE_URL=_create_queue("billing-sync-exceptions-bench"))
-        from billing_sync import composition
-
-        composition.reset()
-        yield names
+def posting_stack() -> contextlib.AbstractContextManager[dict[str, str]]:
+    """moto with the stack's resources and the posting function's environment; yields that environment."""
+    return function_stack("post_to_erp")
 
 
 def _check_books(names: Mapping[str, str], documents: int, lineage_posted: int) -> None:
@@ -610,10 +582,12 @@ def _method(import_runs: int, webhooks: int, invoices: int) -> dict[str, str]:
             "libraries keep their bytecode in both cases."
         ),
         "ddb_writes_per_posted_event": (
-            f"PostingService from billing_sync.composition.posting.posting_service() against moto (mock_aws, tables "
+            f"PostingService from billing_sync.composition.posting.posting_service() against moto (mock_aws, the "
+            "stack's resources provisioned from the synthesised template by billing_sync_ops.local_stack, tables "
             f"keyed by pk S, PAY_PER_REQUEST). {invoices} distinct invoice.finalized events, their "
             f"{-(-invoices // INVOICES_PER_CUSTOMER)} customers first and their {invoices} invoice.paid events "
-            "last, built with tests/builders and normalised by StripeNormaliser(default_legal_entity='US01'). "
+            "last, built with billing_sync_ops.samples and normalised by "
+            "StripeNormaliser(default_legal_entity='US01'). "
             "Every botocore call is counted by wrapping BaseClient._make_api_call; DynamoDB write requests are "
             "PutItem, UpdateItem and DeleteItem (1 each), BatchWriteItem and TransactWriteItems (1 per item). "
             "Writes during invoices and payments divided by invoices + payments; customers separately. Checked: "
@@ -622,8 +596,9 @@ def _method(import_runs: int, webhooks: int, invoices: int) -> dict[str, str]:
         "aws_calls_per_webhook": (
             f"billing_sync.handlers.stripe_webhook.lambda_handler invoked in process, starting cold (composition "
             f"and Powertools parameter caches cleared), with {webhooks} distinct signed invoice.finalized API "
-            "Gateway REST proxy events, against moto (S3 bucket, EventBridge bus, SQS queue, DynamoDB lineage "
-            "table, Secrets Manager secret). Every call by any botocore client, including Powertools' "
+            "Gateway REST proxy events, against moto (the stack's resources provisioned from the "
+            "synthesised template by billing_sync_ops.local_stack: S3 bucket, EventBridge bus, SQS queue, DynamoDB "
+            "lineage table, Secrets Manager secret). Every call by any botocore client, including Powertools' "
             "GetSecretValue (cached for 300 s), is counted by wrapping BaseClient._make_api_call; total divided "
             "by webhooks. Checked: every response 200 PUBLISHED and one raw payload per webhook in S3."
         ),

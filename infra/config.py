@@ -11,6 +11,8 @@ DEFAULT_LEGAL_ENTITY = "US01"
 # Layer version 27 is the one the Powertools v3 installation page publishes for every python3xx-arm64
 # variant; its build installs `aws-lambda-powertools[all]`, which brings pydantic v2 and aws-xray-sdk.
 DEFAULT_POWERTOOLS_LAYER_VERSION = 27
+# Stripe retries a webhook for up to three days: what is still missing after that needs a person.
+DEFAULT_WAIT_HORIZON_HOURS = 72
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -19,11 +21,15 @@ class BillingSyncConfig:
     default_legal_entity: str = DEFAULT_LEGAL_ENTITY
     stripe_partner_event_bus_name: str | None = None
     powertools_layer_version: int = DEFAULT_POWERTOOLS_LAYER_VERSION
+    wait_horizon_hours: int = DEFAULT_WAIT_HORIZON_HOURS
+    catalogue_required: bool = True
 
     @classmethod
     def from_context(cls, node: Node) -> BillingSyncConfig:
-        """Reads `stage`, `defaultLegalEntity`, `stripePartnerEventBusName`, `powertoolsLayerVersion`."""
+        """Reads `stage`, `defaultLegalEntity`, `stripePartnerEventBusName`, `powertoolsLayerVersion`,
+        `waitHorizonHours` and `catalogueRequired` ("false" posts invoices without product and price events)."""
         partner_bus = node.try_get_context("stripePartnerEventBusName")
+        catalogue = node.try_get_context("catalogueRequired")
         return cls(
             stage=str(node.try_get_context("stage") or DEFAULT_STAGE),
             default_legal_entity=str(node.try_get_context("defaultLegalEntity") or DEFAULT_LEGAL_ENTITY),
@@ -31,4 +37,6 @@ class BillingSyncConfig:
             powertools_layer_version=int(
                 node.try_get_context("powertoolsLayerVersion") or DEFAULT_POWERTOOLS_LAYER_VERSION
             ),
+            wait_horizon_hours=int(node.try_get_context("waitHorizonHours") or DEFAULT_WAIT_HORIZON_HOURS),
+            catalogue_required=str(catalogue).lower() not in {"false", "0", "no"} if catalogue is not None else True,
         )

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
@@ -29,7 +29,13 @@ class BillingSyncStack(Stack):
         billing_bus = events.EventBus(self, "BillingBus", event_bus_name=f"billing-sync-{config.stage}")
 
         posting = PostingPipeline(
-            self, "PostingPipeline", function_factory=function_factory, billing_bus=billing_bus, tables=tables
+            self,
+            "PostingPipeline",
+            function_factory=function_factory,
+            billing_bus=billing_bus,
+            tables=tables,
+            wait_horizon=Duration.hours(config.wait_horizon_hours),
+            catalogue_required=config.catalogue_required,
         )
         ingest_path = IngestPath(
             billing_bus=billing_bus,
@@ -44,6 +50,7 @@ class BillingSyncStack(Stack):
         functions: dict[str, lambda_.IFunction] = {
             "StripeWebhook": ingest.function,
             "PostToErp": posting.function,
+            "SweepWaitingRoom": posting.sweep_function,
         }
         if config.stripe_partner_event_bus_name:
             partner = StripePartnerEvents(
@@ -64,6 +71,7 @@ class BillingSyncStack(Stack):
             "LineageTableName": tables.lineage.table_name,
             "LedgerTableName": tables.ledger.table_name,
             "MasterDataTableName": tables.master_data.table_name,
+            "WaitingRoomTableName": tables.waiting_room.table_name,
             "RawArchiveBucketName": raw_archive.bucket.bucket_name,
             "StripeWebhookSecretName": ingest.webhook_secret_name,
         }

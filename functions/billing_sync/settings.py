@@ -48,8 +48,12 @@ class PostingSettings(_Settings):
     ledger_table_name: str = Field(min_length=1)
     master_data_table_name: str = Field(min_length=1)
     exception_queue_url: str = Field(min_length=1)
+    waiting_room_table_name: str = Field(min_length=1)
+    posting_queue_url: str = Field(min_length=1)
     mapping_file: Path = DEFAULT_MAPPING_FILE
     claim_lease_seconds: int = Field(default=90, ge=1)
+    wait_horizon_seconds: int = Field(default=3 * 24 * 3600, ge=1)
+    catalogue_required: bool = True
 
 
 @cache

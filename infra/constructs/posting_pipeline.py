@@ -9,10 +9,12 @@ from aws_cdk import aws_sqs as sqs
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
+from billing_sync.domain.posting.rules import POSTED_EVENT_TYPES
 from infra.constructs.state_tables import StateTables
 from infra.function_factory import FunctionFactory
 
-POSTED_DETAIL_TYPES = ["invoice.issued", "payment.settled", "customer.upserted"]
+# The bus rule routes exactly the canonical types the posting rule registry handles.
+POSTED_DETAIL_TYPES = list(POSTED_EVENT_TYPES)
 POSTING_TIMEOUT = Duration.seconds(30)
 # AWS guidance for SQS event sources: visibility timeout at least six times the function timeout.
 VISIBILITY_TIMEOUT_FACTOR = 6
@@ -20,6 +22,8 @@ MAX_RECEIVE_COUNT = 8
 POSTING_BATCH_SIZE = 10
 # ERP back-pressure: never more than this many concurrent posting invocations.
 POSTING_MAX_CONCURRENCY = 5
+DEFAULT_WAIT_HORIZON = Duration.days(3)
+SWEEP_INTERVAL = Duration.minutes(15)
 
 
 class PostingPipeline(Construct):
@@ -36,6 +40,8 @@ class PostingPipeline(Construct):
         function_factory: FunctionFactory,
         billing_bus: events.IEventBus,
         tables: StateTables,
+        wait_horizon: Duration = DEFAULT_WAIT_HORIZON,
+        catalogue_required: bool = True,
     ) -> None:
         super().__init__(scope, construct_id)
         self.exception_queue = sqs.Queue(
@@ -72,22 +78,44 @@ class PostingPipeline(Construct):
             targets=[targets.SqsQueue(self.posting_queue)],
         )
 
+        environment = {
+            "LINEAGE_TABLE_NAME": tables.lineage.table_name,
+            "LEDGER_TABLE_NAME": tables.ledger.table_name,
+            "MASTER_DATA_TABLE_NAME": tables.master_data.table_name,
+            "WAITING_ROOM_TABLE_NAME": tables.waiting_room.table_name,
+            "EXCEPTION_QUEUE_URL": self.exception_queue.queue_url,
+            "POSTING_QUEUE_URL": self.posting_queue.queue_url,
+            "WAIT_HORIZON_SECONDS": str(int(wait_horizon.to_seconds())),
+            "CATALOGUE_REQUIRED": "true" if catalogue_required else "false",
+        }
         self.function = function_factory.create(
             self,
             "PostToErpFunction",
             handler_module="post_to_erp",
             timeout=POSTING_TIMEOUT,
             description="Claims, validates, maps and posts canonical finance events to the ERP",
-            environment={
-                "LINEAGE_TABLE_NAME": tables.lineage.table_name,
-                "LEDGER_TABLE_NAME": tables.ledger.table_name,
-                "MASTER_DATA_TABLE_NAME": tables.master_data.table_name,
-                "EXCEPTION_QUEUE_URL": self.exception_queue.queue_url,
-            },
+            environment=environment,
         )
-        for table in tables.all:
-            table.grant_read_write_data(self.function)
-        self.exception_queue.grant_send_messages(self.function)
+        self.sweep_function = function_factory.create(
+            self,
+            "SweepWaitingRoomFunction",
+            handler_module="sweep_waiting_room",
+            timeout=Duration.minutes(5),
+            description="Posts again events held for a dependency; parks those past the wait horizon",
+            environment=environment,
+        )
+        for function in (self.function, self.sweep_function):
+            for table in tables.all:
+                table.grant_read_write_data(function)
+            self.exception_queue.grant_send_messages(function)
+            self.posting_queue.grant_send_messages(function)
+        self.sweep_rule = events.Rule(
+            self,
+            "SweepWaitingRoomSchedule",
+            description="Heals missed releases and enforces the wait horizon",
+            schedule=events.Schedule.rate(SWEEP_INTERVAL),
+            targets=[targets.LambdaFunction(self.sweep_function, retry_attempts=2)],
+        )
         self.function.add_event_source(
             event_sources.SqsEventSource(
                 self.posting_queue,
@@ -99,4 +127,4 @@ class PostingPipeline(Construct):
 
     @property
     def functions(self) -> list[lambda_.Function]:
-        return [self.function]
+        return [self.function, self.sweep_function]

@@ -6,23 +6,36 @@ from constructs import Construct
 
 
 class StateTables(Construct):
-    """Lineage (idempotency claims and checkpoints), the embedded ERP ledger, and master data."""
+    """Lineage (idempotency claims and checkpoints), the embedded ERP ledger, master data, the waiting room."""
 
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
         self.lineage = self._table("Lineage")
         self.ledger = self._table("Ledger")
         self.master_data = self._table("MasterData")
+        # Held events by the name of what they wait for: a query per released key, never a scan on a hot path.
+        self.waiting_room = self._table(
+            "WaitingRoom",
+            partition_key=dynamodb.Attribute(name="key", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="event_id", type=dynamodb.AttributeType.STRING),
+        )
 
     @property
     def all(self) -> list[dynamodb.Table]:
-        return [self.lineage, self.ledger, self.master_data]
+        return [self.lineage, self.ledger, self.master_data, self.waiting_room]
 
-    def _table(self, construct_id: str) -> dynamodb.Table:
+    def _table(
+        self,
+        construct_id: str,
+        *,
+        partition_key: dynamodb.Attribute | None = None,
+        sort_key: dynamodb.Attribute | None = None,
+    ) -> dynamodb.Table:
         return dynamodb.Table(
             self,
             construct_id,
-            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            partition_key=partition_key or dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            sort_key=sort_key,
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True

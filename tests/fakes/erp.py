@@ -5,13 +5,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from billing_sync.domain.journal import ErpCustomer, ErpDocument, ErpRef
+from billing_sync.domain.journal import DocumentKind, ErpCustomer, ErpDocument, ErpRef
 from billing_sync.erp.ledger import ledger_document_id
 
 
 class InMemoryErpClient:
     def __init__(self) -> None:
         self.documents: dict[str, ErpDocument] = {}
+        self.received: dict[str, int] = {}
         self.customers: dict[str, ErpCustomer] = {}
         self.create_calls = 0
         self.fail_next: list[Exception] = []
@@ -28,27 +29,39 @@ class InMemoryErpClient:
             self.customers[customer.external_id] = customer
         return ErpRef(external_id=customer.external_id, document_id="CUS-" + customer.external_id, created=True)
 
+    def _ref(self, document: ErpDocument, *, created: bool) -> ErpRef:
+        return ErpRef(
+            external_id=document.external_id,
+            document_id=ledger_document_id(document.external_id),
+            created=created,
+            legal_entity=document.legal_entity,
+            customer_external_id=document.customer_external_id,
+            currency=document.currency,
+            total=document.total,
+            received=self.received.get(document.external_id, 0),
+            source_event_id=document.source_event_id,
+        )
+
     def find_document(self, external_id: str) -> ErpRef | None:
         with self._lock:
             document = self.documents.get(external_id)
-        if document is None:
-            return None
-        return ErpRef(
-            external_id=external_id,
-            document_id=ledger_document_id(external_id),
-            created=False,
-            legal_entity=document.legal_entity,
-        )
+            return None if document is None else self._ref(document, created=False)
+
+    def get_document(self, external_id: str) -> ErpDocument | None:
+        with self._lock:
+            return self.documents.get(external_id)
 
     def create_document(self, document: ErpDocument) -> ErpRef:
         self._maybe_fail()
         with self._lock:
             self.create_calls += 1
-            created = document.external_id not in self.documents
-            if created:
+            existing = self.documents.get(document.external_id)
+            if existing is None:
                 self.documents[document.external_id] = document
+                if document.kind is DocumentKind.PAYMENT:
+                    for invoice in document.applies_to:
+                        self.received[invoice] = self.received.get(invoice, 0) + document.total
+            ref = self._ref(existing or document, created=existing is None)
         if self.after_create is not None:
             self.after_create(document)
-        return ErpRef(
-            external_id=document.external_id, document_id=ledger_document_id(document.external_id), created=created
-        )
+        return ref

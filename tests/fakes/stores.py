@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime
+from typing import Any
 
 from billing_sync.domain.errors import ExceptionCategory
 from billing_sync.domain.events import CustomerUpserted, FinanceEvent
 from billing_sync.domain.lineage import EventRef, ExceptionRecord, LineageRecord, LineageStatus
-from billing_sync.domain.ports import Claim, ClaimState
+from billing_sync.domain.ports import Claim, ClaimState, Version, Waiter
 
 
 class InMemoryLineageStore:
@@ -42,7 +43,9 @@ class InMemoryLineageStore:
             self.leases[ref.event_id] = lease_until
             return Claim(ClaimState.CLAIMED, attempts, first_seen)
 
-    def mark_posted(self, event_id: str, *, document_ids: tuple[str, ...], now: datetime) -> None:
+    def mark_posted(
+        self, event_id: str, *, document_ids: tuple[str, ...], now: datetime, note: str | None = None
+    ) -> None:
         if self.fail_mark_posted:
             raise self.fail_mark_posted.pop(0)
         with self._lock:
@@ -53,7 +56,7 @@ class InMemoryLineageStore:
                     "erp_document_ids": document_ids,
                     "last_seen": now,
                     "category": None,
-                    "reason": None,
+                    "reason": note,
                     "checkpoints": {**held.checkpoints, "posted": now},
                 }
             )
@@ -77,19 +80,71 @@ class InMemoryLineageStore:
 
 
 class InMemoryMasterDataStore:
+    """Newest version wins, ordered by (source time, source event id), as the DynamoDB adapter does."""
+
     def __init__(self) -> None:
         self.customers: dict[tuple[str, str], tuple[datetime, CustomerUpserted, str]] = {}
+        self.records: dict[tuple[str, str, str], tuple[tuple[datetime, str], dict[str, Any]]] = {}
+        self._customer_versions: dict[tuple[str, str], tuple[datetime, str]] = {}
 
-    def upsert_customer(self, *, source: str, customer: CustomerUpserted, legal_entity: str, as_of: datetime) -> bool:
+    def upsert_customer(
+        self, *, source: str, customer: CustomerUpserted, legal_entity: str, as_of: datetime, version: str = ""
+    ) -> bool:
         key = (source, customer.customer_id)
-        held = self.customers.get(key)
-        if held is not None and held[0] > as_of:
+        held = self._customer_versions.get(key)
+        if held is not None and held > (as_of, version):
             return False
+        self._customer_versions[key] = (as_of, version)
         self.customers[key] = (as_of, customer, legal_entity)
         return True
 
     def customer_exists(self, *, source: str, customer_id: str) -> bool:
         return (source, customer_id) in self.customers
+
+    def upsert_record(self, *, kind: str, source: str, record_id: str, data: dict[str, Any], version: Version) -> bool:
+        key = (kind, source, record_id)
+        held = self.records.get(key)
+        ordering = (version.as_of, version.source_event_id)
+        if held is not None and held[0] > ordering:
+            return False
+        self.records[key] = (ordering, data)
+        return True
+
+    def get_record(self, *, kind: str, source: str, record_id: str) -> dict[str, Any] | None:
+        held = self.records.get((kind, source, record_id))
+        return None if held is None else held[1]
+
+
+class InMemoryWaitingRoom:
+    def __init__(self) -> None:
+        self.waiters: dict[tuple[str, str], Waiter] = {}
+        self._lock = threading.Lock()
+
+    def hold(self, waiter: Waiter) -> None:
+        with self._lock:
+            self.waiters[(waiter.key, waiter.event_id)] = waiter
+
+    def drop(self, key: str, event_id: str) -> None:
+        with self._lock:
+            self.waiters.pop((key, event_id), None)
+
+    def waiting_for(self, key: str) -> list[Waiter]:
+        with self._lock:
+            return [waiter for (held_key, _), waiter in self.waiters.items() if held_key == key]
+
+    def all_waiting(self) -> list[Waiter]:
+        with self._lock:
+            return list(self.waiters.values())
+
+
+class InMemoryPostingQueue:
+    """The posting queue as a list; tests drain it through the service, in any order they like."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+
+    def requeue(self, event: dict[str, Any]) -> None:
+        self.messages.append(event)
 
 
 class InMemoryExceptionQueue:

@@ -22,6 +22,7 @@ def unchanged_environment():
     assert environment() == before, "a bench phase leaked environment variables"
 
 
+@pytest.mark.infra  # the bench provisions moto from the synthesised stack
 def test_each_posted_invoice_and_payment_costs_a_claim_a_ledger_document_and_a_posted_lineage_update(
     unchanged_environment,
 ):
@@ -37,6 +38,7 @@ def test_each_posted_invoice_and_payment_costs_a_claim_a_ledger_document_and_a_p
     assert result["ddb_writes_per_payment"] == 3
 
 
+@pytest.mark.infra  # the bench provisions moto from the synthesised stack
 def test_each_customer_upsert_costs_master_data_a_ledger_customer_and_lineage(unchanged_environment):
     result = bench.count_ddb_writes(invoices=5)
 
@@ -46,6 +48,7 @@ def test_each_customer_upsert_costs_master_data_a_ledger_customer_and_lineage(un
     assert result["ddb_writes_per_customer_upsert"] == 3
 
 
+@pytest.mark.infra  # the bench provisions moto from the synthesised stack
 def test_each_webhook_archives_once_and_publishes_once_and_the_secret_is_read_once_per_run(
     unchanged_environment,
 ):

@@ -6,10 +6,12 @@ import json
 import time
 from functools import cache
 
+from billing_sync.aws.archive import S3RawArchive
+from billing_sync.aws.bus import EventBridgePublisher
+from billing_sync.aws.exception_queue import SqsExceptionQueue
 from billing_sync.composition.aws import aws_client, utc_now
 from billing_sync.domain.ingest import IngestService
 from billing_sync.domain.webhook import WebhookIntake
-from billing_sync.messaging import EventBridgePublisher, S3RawArchive, SqsExceptionQueue
 from billing_sync.settings import IngestSettings, partner_settings, webhook_settings
 from billing_sync.sources.stripe import StripeNormaliser, verify_signature
 from billing_sync.state.dynamo import DynamoLineageStore

@@ -5,25 +5,31 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import cache
 
+from billing_sync.aws.exception_queue import SqsExceptionQueue
+from billing_sync.aws.posting_queue import SqsPostingQueue
 from billing_sync.composition.aws import aws_client, utc_now
 from billing_sync.domain.mapping import AccountMapping
 from billing_sync.domain.posting import PostingService
 from billing_sync.erp.ledger import DynamoLedgerErpClient
-from billing_sync.messaging import SqsExceptionQueue
 from billing_sync.settings import posting_settings
-from billing_sync.state.dynamo import DynamoLineageStore, DynamoMasterDataStore
+from billing_sync.state.dynamo import DynamoLineageStore, DynamoMasterDataStore, DynamoWaitingRoom
 
 
 @cache
 def posting_service() -> PostingService:
     settings = posting_settings()
     dynamodb = aws_client("dynamodb")
+    sqs = aws_client("sqs")
     return PostingService(
         erp=DynamoLedgerErpClient(dynamodb, settings.ledger_table_name),
         lineage=DynamoLineageStore(dynamodb, settings.lineage_table_name),
         master_data=DynamoMasterDataStore(dynamodb, settings.master_data_table_name),
-        exceptions=SqsExceptionQueue(aws_client("sqs"), settings.exception_queue_url),
+        exceptions=SqsExceptionQueue(sqs, settings.exception_queue_url),
         mapping=AccountMapping.model_validate_json(settings.mapping_file.read_bytes()),
         clock=utc_now,
         claim_lease=timedelta(seconds=settings.claim_lease_seconds),
+        waiting_room=DynamoWaitingRoom(dynamodb, settings.waiting_room_table_name),
+        requeue=SqsPostingQueue(sqs, settings.posting_queue_url),
+        wait_horizon=timedelta(seconds=settings.wait_horizon_seconds),
+        catalogue_required=settings.catalogue_required,
     )

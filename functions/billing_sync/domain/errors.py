@@ -13,11 +13,12 @@ Hierarchy::
     ├── NothingToPostError                UNSUPPORTED: a zero-value document; recorded as IGNORED
     ├── PermanentPostingError             needs a person; goes to the exception queue
     │   ├── EventValidationError          VALIDATION: totals, currency, customer, entity
+    │   │   └── DocumentConflictError     a second version of a posted document with other amounts
     │   ├── MappingError                  MAPPING: no account rule for the event
     │   ├── ErpRejectedError              ERP_REJECTED: ERP refused on a business rule
     │   └── PeriodClosedError             PERIOD_CLOSED
     └── RetryablePostingError             retried with delay by the queue
-        ├── DependencyPendingError        DEPENDENCY_PENDING: e.g. payment before its invoice
+        ├── DependencyPendingError        DEPENDENCY_PENDING: waits by name (`key`) for what it needs
         ├── ErpTransientError             ERP_TRANSIENT: 5xx, 429, timeouts
         └── ClaimInFlightError            another worker holds a live claim on the event
 
@@ -97,6 +98,10 @@ class EventValidationError(PermanentPostingError):
     category = ExceptionCategory.VALIDATION
 
 
+class DocumentConflictError(EventValidationError):
+    pass
+
+
 class MappingError(PermanentPostingError):
     category = ExceptionCategory.MAPPING
 
@@ -110,7 +115,13 @@ class RetryablePostingError(BillingSyncError):
 
 
 class DependencyPendingError(RetryablePostingError):
+    """`key` names what the event waits for (`customer:stripe:cus_…`, `document:stripe-invoice-in_…`)."""
+
     category = ExceptionCategory.DEPENDENCY_PENDING
+
+    def __init__(self, reason: str, *, key: str | None = None) -> None:
+        super().__init__(reason)
+        self.key = key
 
 
 class ClaimInFlightError(RetryablePostingError):

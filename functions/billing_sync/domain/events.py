@@ -13,9 +13,10 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-from billing_sync.domain.money import CurrencyCode, MinorUnits
+from billing_sync.domain.money import CurrencyCode, MinorUnits, SignedMinorUnits
 
-SCHEMA_VERSION: Literal["1.0"] = "1.0"
+SCHEMA_VERSION: Literal["1.1"] = "1.1"
+"""1.1: signed line amounts, taxes per rate, customer balance, payment channel, invoice.paid."""
 
 _EVENT_ID_NAMESPACE = uuid.UUID("6f1c3f0e-5b7a-4d55-9a55-3c1f5e0b9a10")
 
@@ -38,10 +39,13 @@ class EventType(StrEnum):
     INVOICE_ISSUED = "invoice.issued"
     INVOICE_VOIDED = "invoice.voided"
     INVOICE_WRITTEN_OFF = "invoice.written_off"
+    INVOICE_PAID = "invoice.paid"
     PAYMENT_SETTLED = "payment.settled"
     PAYMENT_FAILED = "payment.failed"
     CREDIT_NOTE_ISSUED = "credit_note.issued"
     REFUND_ISSUED = "refund.issued"
+    PRODUCT_UPSERTED = "product.upserted"
+    PRICE_UPSERTED = "price.upserted"
 
 
 class _Model(BaseModel):
@@ -67,6 +71,24 @@ class CustomerUpserted(_Model):
     default_currency: CurrencyCode | None = None
     country: str | None = Field(default=None, min_length=2, max_length=2)
     tax_exempt: Literal["none", "exempt", "reverse"] = "none"
+
+
+class ProductUpserted(_Model):
+    product_id: NonEmptyStr
+    name: str | None = None
+    active: bool = True
+    product_family: str | None = Field(default=None, description="Mapping key; from product metadata.")
+    revenue_class: RevenueClass | None = Field(default=None, description="Overrides the line parent's class.")
+
+
+class PriceUpserted(_Model):
+    price_id: NonEmptyStr
+    product_id: NonEmptyStr
+    currency: CurrencyCode
+    active: bool = True
+    price_type: Literal["one_time", "recurring"]
+    usage_type: Literal["licensed", "metered"] | None = None
+    unit_amount: SignedMinorUnits | None = None
 
 
 class SubscriptionItem(_Model):
@@ -98,17 +120,29 @@ class UsageRated(_Model):
     period_end: AwareDatetime
 
 
+class TaxAmount(_Model):
+    """Tax of one rate (jurisdiction); mapping rules pick its payable account by `tax_rate`."""
+
+    tax_rate: NonEmptyStr
+    amount: SignedMinorUnits
+    inclusive: bool = False
+
+
+def _sum_taxes(taxes: tuple[TaxAmount, ...], *, inclusive: bool) -> int:
+    return sum(tax.amount for tax in taxes if tax.inclusive is inclusive)
+
+
 class InvoiceLine(_Model):
     line_id: NonEmptyStr
     description: str | None = None
-    revenue_class: RevenueClass
+    revenue_class: RevenueClass = Field(description="From the line's parent; price master data may refine it.")
     product_id: str | None = None
     price_id: str | None = None
     quantity: int | None = Field(default=None, ge=0)
-    amount: MinorUnits = Field(description="Pre-discount line amount; includes inclusive tax.")
-    discount: MinorUnits = 0
-    tax_exclusive: MinorUnits = 0
-    tax_inclusive: MinorUnits = 0
+    proration: bool = False
+    amount: SignedMinorUnits = Field(description="Pre-discount line amount, signed; includes inclusive tax.")
+    discount: SignedMinorUnits = 0
+    taxes: tuple[TaxAmount, ...] = ()
     period_start: AwareDatetime
     period_end: AwareDatetime
 
@@ -117,6 +151,19 @@ class InvoiceLine(_Model):
         if self.period_end < self.period_start:
             raise ValueError(f"line {self.line_id}: service period ends before it starts")
         return self
+
+    @property
+    def tax_exclusive(self) -> int:
+        return _sum_taxes(self.taxes, inclusive=False)
+
+    @property
+    def tax_inclusive(self) -> int:
+        return _sum_taxes(self.taxes, inclusive=True)
+
+    @property
+    def price(self) -> int:
+        """The transaction price: net of discounts and of inclusive tax. Revenue is booked at it."""
+        return self.amount - self.discount - self.tax_inclusive
 
 
 class InvoiceIssued(_Model):
@@ -128,18 +175,36 @@ class InvoiceIssued(_Model):
     issued_at: AwareDatetime
     due_at: AwareDatetime | None = None
     lines: tuple[InvoiceLine, ...] = Field(min_length=1)
-    subtotal: MinorUnits
-    discount_total: MinorUnits
-    tax_exclusive_total: MinorUnits
-    tax_inclusive_total: MinorUnits
-    total: MinorUnits
+    lines_complete: bool = Field(default=True, description="False while the source's line list is truncated.")
+    subtotal: SignedMinorUnits
+    discount_total: SignedMinorUnits
+    taxes: tuple[TaxAmount, ...] = Field(default=(), description="Invoice tax totals, one per rate and behaviour.")
+    total: SignedMinorUnits
+    starting_balance: SignedMinorUnits = Field(default=0, description="Customer balance before; negative = credit.")
+    ending_balance: SignedMinorUnits = Field(default=0, description="Customer balance after; negative = credit.")
     amount_due: MinorUnits
+    amount_paid: MinorUnits = 0
+    amount_remaining: MinorUnits | None = None
+
+    @property
+    def tax_exclusive_total(self) -> int:
+        return _sum_taxes(self.taxes, inclusive=False)
+
+    @property
+    def tax_inclusive_total(self) -> int:
+        return _sum_taxes(self.taxes, inclusive=True)
+
+    @property
+    def balance_applied(self) -> int:
+        """Customer balance consumed by this invoice: total - amount due (negative when it adds credit)."""
+        return self.total - self.amount_due
 
 
 class InvoiceVoided(_Model):
     invoice_id: NonEmptyStr
     customer_id: NonEmptyStr
     currency: CurrencyCode
+    total: SignedMinorUnits
     voided_at: AwareDatetime
 
 
@@ -147,16 +212,35 @@ class InvoiceWrittenOff(_Model):
     invoice_id: NonEmptyStr
     customer_id: NonEmptyStr
     currency: CurrencyCode
-    amount: MinorUnits
+    amount: MinorUnits = Field(description="What remains open on the invoice (Stripe's amount_remaining).")
     written_off_at: AwareDatetime
 
 
-class PaymentSettled(_Model):
-    payment_id: NonEmptyStr = Field(description="Source payment key; the invoice id for invoice payments.")
+class InvoicePaid(_Model):
+    """The source says the invoice is paid: a completeness check of the payments booked, no document."""
+
     invoice_id: NonEmptyStr
     customer_id: NonEmptyStr
     currency: CurrencyCode
+    amount_paid: MinorUnits
+    paid_at: AwareDatetime
+
+
+class PaymentChannel(StrEnum):
+    """Where the money moved: through the billing platform's processor, or outside it (bank, cheque)."""
+
+    PROCESSOR = "processor"
+    OUT_OF_BAND = "out_of_band"
+
+
+class PaymentSettled(_Model):
+    payment_id: NonEmptyStr = Field(description="Source payment key: the InvoicePayment id (or invoice id, legacy).")
+    invoice_id: NonEmptyStr
+    customer_id: str | None = Field(default=None, description="None when the source names only the invoice.")
+    currency: CurrencyCode
     amount: MinorUnits
+    amount_overpaid: MinorUnits = 0
+    channel: PaymentChannel = PaymentChannel.PROCESSOR
     fee: MinorUnits | None = None
     settled_at: AwareDatetime
 
@@ -174,20 +258,42 @@ class PaymentFailed(_Model):
 class CreditNoteLine(_Model):
     line_id: NonEmptyStr
     invoice_line_id: str | None = None
-    amount: MinorUnits
-    tax: MinorUnits = 0
+    description: str | None = None
+    amount: SignedMinorUnits = Field(description="Credited amount before discounts; includes inclusive tax.")
+    discount: SignedMinorUnits = 0
+    taxes: tuple[TaxAmount, ...] = ()
+
+    @property
+    def tax_inclusive(self) -> int:
+        return _sum_taxes(self.taxes, inclusive=True)
+
+    @property
+    def price(self) -> int:
+        """The credited transaction price (net of discount and inclusive tax)."""
+        return self.amount - self.discount - self.tax_inclusive
 
 
 class CreditNoteIssued(_Model):
     credit_note_id: NonEmptyStr
+    number: str | None = None
     invoice_id: NonEmptyStr
     customer_id: NonEmptyStr
     currency: CurrencyCode
+    issued_at: AwareDatetime
     lines: tuple[CreditNoteLine, ...] = Field(min_length=1)
-    subtotal: MinorUnits
-    tax_total: MinorUnits
+    subtotal: SignedMinorUnits
+    discount_total: SignedMinorUnits = 0
+    taxes: tuple[TaxAmount, ...] = ()
     total: MinorUnits
+    pre_payment_amount: MinorUnits = Field(description="Reduces the invoice's amount remaining.")
+    refund_amount: MinorUnits = 0
+    credit_balance_amount: MinorUnits = Field(default=0, description="Credited to the customer's balance.")
+    out_of_band_amount: MinorUnits = 0
     reason: str | None = None
+
+    @property
+    def tax_exclusive_total(self) -> int:
+        return _sum_taxes(self.taxes, inclusive=False)
 
 
 class RefundIssued(_Model):
@@ -206,7 +312,7 @@ class RefundIssued(_Model):
 
 class _Envelope(_Model):
     event_id: NonEmptyStr
-    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    schema_version: Literal["1.1"] = SCHEMA_VERSION
     source: NonEmptyStr
     source_event_id: NonEmptyStr
     source_event_type: NonEmptyStr
@@ -229,6 +335,16 @@ class _Envelope(_Model):
 class CustomerUpsertedEvent(_Envelope):
     event_type: Literal["customer.upserted"] = "customer.upserted"
     data: CustomerUpserted
+
+
+class ProductUpsertedEvent(_Envelope):
+    event_type: Literal["product.upserted"] = "product.upserted"
+    data: ProductUpserted
+
+
+class PriceUpsertedEvent(_Envelope):
+    event_type: Literal["price.upserted"] = "price.upserted"
+    data: PriceUpserted
 
 
 class SubscriptionCreatedEvent(_Envelope):
@@ -271,6 +387,11 @@ class InvoiceWrittenOffEvent(_Envelope):
     data: InvoiceWrittenOff
 
 
+class InvoicePaidEvent(_Envelope):
+    event_type: Literal["invoice.paid"] = "invoice.paid"
+    data: InvoicePaid
+
+
 class PaymentSettledEvent(_Envelope):
     event_type: Literal["payment.settled"] = "payment.settled"
     data: PaymentSettled
@@ -293,6 +414,8 @@ class RefundIssuedEvent(_Envelope):
 
 FinanceEvent = Annotated[
     CustomerUpsertedEvent
+    | ProductUpsertedEvent
+    | PriceUpsertedEvent
     | SubscriptionCreatedEvent
     | SubscriptionAmendedEvent
     | SubscriptionRenewedEvent
@@ -301,6 +424,7 @@ FinanceEvent = Annotated[
     | InvoiceIssuedEvent
     | InvoiceVoidedEvent
     | InvoiceWrittenOffEvent
+    | InvoicePaidEvent
     | PaymentSettledEvent
     | PaymentFailedEvent
     | CreditNoteIssuedEvent
@@ -315,6 +439,8 @@ EVENT_MODELS: dict[EventType, type[_Envelope]] = {
     EventType(model.model_fields["event_type"].default): model
     for model in (
         CustomerUpsertedEvent,
+        ProductUpsertedEvent,
+        PriceUpsertedEvent,
         SubscriptionCreatedEvent,
         SubscriptionAmendedEvent,
         SubscriptionRenewedEvent,
@@ -323,19 +449,10 @@ EVENT_MODELS: dict[EventType, type[_Envelope]] = {
         InvoiceIssuedEvent,
         InvoiceVoidedEvent,
         InvoiceWrittenOffEvent,
+        InvoicePaidEvent,
         PaymentSettledEvent,
         PaymentFailedEvent,
         CreditNoteIssuedEvent,
         RefundIssuedEvent,
     )
 }
-
-POSTABLE_EVENT_TYPES = frozenset({EventType.CUSTOMER_UPSERTED, EventType.INVOICE_ISSUED, EventType.PAYMENT_SETTLED})
-"""Types the posting pipeline implements in v1; the bus rule routes exactly these."""
-
-PostableEvent = Annotated[
-    CustomerUpsertedEvent | InvoiceIssuedEvent | PaymentSettledEvent, Field(discriminator="event_type")
-]
-"""A canonical event the posting pipeline books."""
-
-POSTABLE_EVENT: TypeAdapter[PostableEvent] = TypeAdapter(PostableEvent, config=ConfigDict(defer_build=True))

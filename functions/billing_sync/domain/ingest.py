@@ -17,7 +17,8 @@ from typing import Any, NamedTuple, Protocol
 
 from billing_sync.domain.errors import ExceptionCategory, MalformedEventError
 from billing_sync.domain.events import FinanceEvent, derive_event_id
-from billing_sync.domain.lineage import EventRef, ExceptionRecord, LineageRecord, LineageStatus
+from billing_sync.domain.lineage import EventRef, LineageStatus
+from billing_sync.domain.outcomes import OutcomeRecorder
 from billing_sync.domain.ports import EventPublisher, ExceptionQueue, LineageStore, RawArchive
 
 
@@ -69,8 +70,7 @@ class IngestService:
         self._normaliser = normaliser
         self._archive = archive
         self._publisher = publisher
-        self._lineage = lineage
-        self._exceptions = exceptions
+        self._outcomes = OutcomeRecorder(lineage=lineage, exceptions=exceptions, clock=clock)
         self._clock = clock
 
     def accept(self, payload: Any, raw_body: bytes) -> IngestResult:
@@ -104,17 +104,14 @@ class IngestService:
                 ref.event_id, source_event_id, source_type, IngestOutcome.EXCEPTION, category=exc.category
             )
         if event is None:
-            self._lineage.record(
-                LineageRecord(
-                    **ref.identity(),
-                    status=LineageStatus.IGNORED,
-                    category=ExceptionCategory.UNSUPPORTED,
-                    reason=f"{source} event type {source_type} is not used by billing-sync",
-                    attempts=1,
-                    first_seen=received_at,
-                    last_seen=received_at,
-                    checkpoints={"received": received_at},
-                )
+            self._outcomes.settled(
+                ref,
+                status=LineageStatus.IGNORED,
+                category=ExceptionCategory.UNSUPPORTED,
+                reason=f"{source} event type {source_type} is not used by billing-sync",
+                attempts=1,
+                first_seen=received_at,
+                checkpoints={"received": received_at},
             )
             return IngestResult(ref.event_id, source_event_id, source_type, IngestOutcome.IGNORED)
         self._publisher.publish(event)
@@ -123,26 +120,11 @@ class IngestService:
         )
 
     def _park(self, ref: EventRef, error: MalformedEventError) -> None:
-        now = self._clock()
-        self._exceptions.send(
-            ExceptionRecord(
-                **ref.identity(),
-                category=error.category,
-                reason=error.reason,
-                attempts=1,
-                first_seen=ref.received_at,
-                last_seen=now,
-            )
-        )
-        self._lineage.record(
-            LineageRecord(
-                **ref.identity(),
-                status=LineageStatus.EXCEPTION,
-                category=error.category,
-                reason=error.reason,
-                attempts=1,
-                first_seen=ref.received_at,
-                last_seen=now,
-                checkpoints={"received": ref.received_at, "exception": now},
-            )
+        self._outcomes.parked(
+            ref,
+            category=error.category,
+            reason=error.reason,
+            attempts=1,
+            first_seen=ref.received_at,
+            checkpoints={"received": ref.received_at},
         )

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from billing_sync.domain.money import CurrencyCode, MinorUnits
+from billing_sync.domain.money import CurrencyCode, MinorUnits, SignedMinorUnits
 
 
 class _Model(BaseModel):
@@ -46,16 +46,28 @@ class DocumentKind(StrEnum):
     PAYMENT = "payment"
     CREDIT_MEMO = "credit_memo"
     REFUND = "refund"
+    INVOICE_VOID = "invoice_void"
+    WRITE_OFF = "write_off"
     JOURNAL = "journal"
 
 
 class DocumentLine(_Model):
-    """A document line as an ERP sees it: an item and an amount, already mapped."""
+    """A document line as an ERP sees it: an item and an amount, already mapped.
+
+    `amount` is after discounts, `discount` stays visible for reporting, `price` is the transaction
+    price (net of discount and inclusive tax) and the service period is kept for credits and recognition.
+    """
 
     item: str
+    source_line_id: str | None = None
     description: str | None = None
-    amount: MinorUnits
-    tax: MinorUnits = 0
+    amount: SignedMinorUnits
+    discount: SignedMinorUnits = 0
+    tax: SignedMinorUnits = 0
+    price: SignedMinorUnits | None = None
+    revenue_class: str | None = None
+    service_start: datetime | None = None
+    service_end: datetime | None = None
 
 
 class ErpDocument(_Model):
@@ -72,7 +84,7 @@ class ErpDocument(_Model):
     customer_external_id: str
     currency: CurrencyCode
     posting_date: date
-    total: MinorUnits
+    total: SignedMinorUnits
     lines: tuple[DocumentLine, ...] = ()
     applies_to: tuple[str, ...] = ()
     journal: tuple[JournalLine, ...] = Field(min_length=2)
@@ -96,12 +108,21 @@ class ErpCustomer(_Model):
 
 
 class ErpRef(_Model):
-    """Where a document lives in the ERP. `created` is False when it already existed."""
+    """Where a document lives in the ERP. `created` is False when it already existed.
+
+    The figures (`total`, `currency`, `received`: payments applied so far) let posting compare a second
+    version of a document and check an invoice's payments without reading the whole document.
+    """
 
     external_id: str
     document_id: str
     created: bool
     legal_entity: str | None = None
+    customer_external_id: str | None = None
+    currency: str | None = None
+    total: int | None = None
+    received: int = 0
+    source_event_id: str | None = None
 
 
 class TrialBalanceRow(_Model):

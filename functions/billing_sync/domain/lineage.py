@@ -16,7 +16,8 @@ class LineageStatus(StrEnum):
     POSTED = "POSTED"
     IGNORED = "IGNORED"  # unsupported type, acknowledged and recorded
     EXCEPTION = "EXCEPTION"  # in an exception queue, needs a person
-    PENDING = "PENDING"  # failed retryably (dependency, ERP transient); the queue retries it
+    PENDING = "PENDING"  # failed retryably (ERP transient); the queue retries it
+    WAITING = "WAITING"  # held by name until what it depends on posts, up to the horizon
 
 
 class EventIdentity(BaseModel):

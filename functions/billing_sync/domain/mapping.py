@@ -1,6 +1,6 @@
 """Account mapping rules: versioned data that picks accounts, ERP items and subsidiaries.
 
-Rules match on legal entity, revenue class (product family), region and channel. The most specific
+Rules match on legal entity, revenue class, product family, tax rate (jurisdiction), region and channel. The most specific
 matching rule wins for each account role; the defaults apply when no rule names a role. A role no rule
 or default provides is a MAPPING exception, not a crash.
 """
@@ -25,6 +25,9 @@ class AccountRole(StrEnum):
     PROCESSING_FEES = "processing_fees"
     CONTRA_REVENUE = "contra_revenue"
     BAD_DEBT = "bad_debt"
+    CUSTOMER_CREDIT = "customer_credit"
+    REFUND_LIABILITY = "refund_liability"
+    UNDEPOSITED_FUNDS = "undeposited_funds"
 
 
 class _Model(BaseModel):
@@ -34,12 +37,19 @@ class _Model(BaseModel):
 class LegalEntity(_Model):
     subsidiary: str = Field(min_length=1)
     name: str
-    currencies: tuple[CurrencyCode, ...] = Field(min_length=1)
+    currencies: tuple[CurrencyCode, ...] | None = Field(
+        default=None, min_length=1, description="Restricts the entity to these currencies; None allows any."
+    )
+
+    def transacts_in(self, currency: str) -> bool:
+        return self.currencies is None or currency in self.currencies
 
 
 class RuleMatch(_Model):
     legal_entity: str | None = None
     revenue_class: str | None = None
+    product_family: str | None = None
+    tax_rate: str | None = None
     region: str | None = None
     channel: str | None = None
 
@@ -61,6 +71,8 @@ class MappingRule(_Model):
 class MappingContext(_Model):
     legal_entity: str
     revenue_class: str | None = None
+    product_family: str | None = None
+    tax_rate: str | None = None
     region: str | None = None
     channel: str | None = None
 

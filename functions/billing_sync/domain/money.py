@@ -54,6 +54,9 @@ CurrencyCode = Annotated[str, Field(min_length=3, max_length=3), AfterValidator(
 MinorUnits = Annotated[StrictInt, Field(ge=0)]
 """A non-negative amount in the currency's minor units (cents, yen, fils)."""
 
+SignedMinorUnits = StrictInt
+"""An amount in minor units that may be negative (a proration credit, a credit-note balance)."""
+
 
 class Money(BaseModel):
     """An exact amount: integer minor units of one currency."""

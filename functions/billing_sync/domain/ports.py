@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from billing_sync.domain.errors import ExceptionCategory
 from billing_sync.domain.events import CustomerUpserted, FinanceEvent
@@ -21,10 +21,20 @@ class ErpClient(Protocol):
 
     def upsert_customer(self, customer: ErpCustomer) -> ErpRef: ...
 
-    def find_document(self, external_id: str) -> ErpRef | None: ...
+    def find_document(self, external_id: str) -> ErpRef | None:
+        """Where the document lives and its figures (total, currency, payments received so far)."""
+        ...
+
+    def get_document(self, external_id: str) -> ErpDocument | None:
+        """The whole document as posted (lines and journal), for credits and reversals."""
+        ...
 
     def create_document(self, document: ErpDocument) -> ErpRef:
-        """Creates the document unless one with its external id exists; then returns that one."""
+        """Creates the document unless one with its external id exists; then returns that one.
+
+        A payment (kind PAYMENT) also adds its amount to what its invoice (`applies_to`) has received,
+        in the same atomic write, so it is counted exactly once.
+        """
         ...
 
 
@@ -47,7 +57,11 @@ class LineageStore(Protocol):
         """Conditionally takes the event for posting: one writer wins, a POSTED event stays posted."""
         ...
 
-    def mark_posted(self, event_id: str, *, document_ids: tuple[str, ...], now: datetime) -> None: ...
+    def mark_posted(
+        self, event_id: str, *, document_ids: tuple[str, ...], now: datetime, note: str | None = None
+    ) -> None:
+        """`note` says what a posting without documents established (an invoice's payments complete)."""
+        ...
 
     def mark_failed(
         self,
@@ -66,15 +80,62 @@ class LineageStore(Protocol):
     def get(self, event_id: str) -> LineageRecord | None: ...
 
 
-class MasterDataStore(Protocol):
-    def upsert_customer(self, *, source: str, customer: CustomerUpserted, legal_entity: str, as_of: datetime) -> bool:
-        """Stores the customer unless a newer version is stored; returns False when it was stale.
+@dataclass(frozen=True)
+class Version:
+    """Orders versions of one master-data record: source time, then source event id."""
 
-        The same version is stored again, so a retry after a failure further on applies it fully.
-        """
-        ...
+    as_of: datetime
+    source_event_id: str
+
+
+class MasterDataStore(Protocol):
+    """Customers, products, prices and subscriptions as the source last said, newest version wins.
+
+    Each upsert stores the record unless a newer version is stored and returns False when it was stale;
+    the same version is stored again, so a retry after a failure further on applies it fully.
+    """
+
+    def upsert_customer(
+        self, *, source: str, customer: CustomerUpserted, legal_entity: str, as_of: datetime, version: str = ""
+    ) -> bool: ...
 
     def customer_exists(self, *, source: str, customer_id: str) -> bool: ...
+
+    def upsert_record(self, *, kind: str, source: str, record_id: str, data: dict[str, Any], version: Version) -> bool:
+        """A product, price or subscription (kind) as a JSON object."""
+        ...
+
+    def get_record(self, *, kind: str, source: str, record_id: str) -> dict[str, Any] | None: ...
+
+
+@dataclass(frozen=True)
+class Waiter:
+    key: str
+    event_id: str
+    event: dict[str, Any]
+    wait_until: datetime
+
+
+class WaitingRoom(Protocol):
+    """Events held by the name of what they wait for, released when it posts (promise 7)."""
+
+    def hold(self, waiter: Waiter) -> None: ...
+
+    def drop(self, key: str, event_id: str) -> None: ...
+
+    def waiting_for(self, key: str) -> list[Waiter]:
+        """Every event waiting for `key` (they stay held until dropped)."""
+        ...
+
+    def all_waiting(self) -> list[Waiter]:
+        """Every held event, for the periodic sweep (the room holds only what waits)."""
+        ...
+
+
+class PostingQueue(Protocol):
+    def requeue(self, event: dict[str, Any]) -> None:
+        """Sends a canonical event (as JSON data) back to the posting queue; raises PublishError."""
+        ...
 
 
 class ExceptionQueue(Protocol):

@@ -10,14 +10,16 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from billing_sync.aws_errors import error_code, is_transient, item_on_condition_failure, request_id
+from billing_sync.aws.errors import error_code, is_transient, item_on_condition_failure, request_id
 from billing_sync.domain.errors import ErpRejectedError, ErpTransientError
 from billing_sync.domain.journal import (
+    DocumentKind,
+    DocumentLine,
     ErpCustomer,
     ErpDocument,
     ErpRef,
@@ -54,60 +56,93 @@ class DynamoLedgerErpClient:
 
     def create_document(self, document: ErpDocument) -> ErpRef:
         document_id = ledger_document_id(document.external_id)
-        item = {
-            "pk": {"S": _DOCUMENT + document.external_id},
-            "document_id": {"S": document_id},
-            "kind": {"S": document.kind},
-            "legal_entity": {"S": document.legal_entity},
-            "subsidiary": {"S": document.subsidiary},
-            "customer": {"S": document.customer_external_id},
-            "currency": {"S": document.currency},
-            "posting_date": {"S": document.posting_date.isoformat()},
-            "total": {"N": str(document.total)},
-            "applies_to": {"L": [{"S": ext} for ext in document.applies_to]},
-            "journal": {"L": [_journal_line_item(line) for line in document.journal]},
-            "document_lines": {"S": json.dumps([line.model_dump(mode="json") for line in document.lines])},
-            "source_event_id": {"S": document.source_event_id},
-            "created_at": {"S": datetime.now(UTC).isoformat()},
-        }
-        if document.memo:
-            item["memo"] = {"S": document.memo}
+        item = _document_item(document, document_id)
         try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=item,
-                ConditionExpression="attribute_not_exists(pk)",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
+            if document.kind is DocumentKind.PAYMENT and document.applies_to:
+                self._put_payment(item, document)
+            else:
+                self._client.put_item(
+                    TableName=self._table,
+                    Item=item,
+                    ConditionExpression="attribute_not_exists(pk)",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+        except _AlreadyPostedError:
+            existing = self._get_item(document.external_id, consistent=True) or item
+            return _ref(document.external_id, existing, created=False)
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
-                existing = item_on_condition_failure(exc)
-                existing_id = existing.get("document_id", {}).get("S") or document_id
-                return ErpRef(external_id=document.external_id, document_id=existing_id, created=False)
+                return _ref(document.external_id, item_on_condition_failure(exc) or item, created=False)
             raise _translate(exc, f"create {document.external_id}") from exc
         except BotoCoreError as exc:
             raise _translate(exc, f"create {document.external_id}") from exc
-        return ErpRef(external_id=document.external_id, document_id=document_id, created=True)
+        return _ref(document.external_id, item, created=True)
+
+    def _put_payment(self, item: dict[str, Any], document: ErpDocument) -> None:
+        """The payment and what its invoice has received, in one transaction: counted exactly once."""
+        try:
+            self._client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": item,
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self._table,
+                            "Key": {"pk": {"S": _DOCUMENT + document.applies_to[0]}},
+                            "UpdateExpression": "ADD received :amount",
+                            "ConditionExpression": "attribute_exists(pk)",
+                            "ExpressionAttributeValues": {":amount": {"N": str(document.total)}},
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            if error_code(exc) != "TransactionCanceledException":
+                raise
+            reasons = [reason.get("Code") for reason in exc.response.get("CancellationReasons", [])]
+            if reasons[:1] == ["ConditionalCheckFailed"]:
+                raise _AlreadyPostedError from exc
+            if reasons[1:2] == ["ConditionalCheckFailed"]:
+                raise ErpRejectedError(
+                    f"payment {document.external_id} applies to {document.applies_to[0]}, which the ledger does "
+                    "not hold",
+                    erp_code="InvoiceNotFound",
+                ) from exc
+            raise
 
     def find_document(self, external_id: str) -> ErpRef | None:
         try:
-            response = self._client.get_item(
-                TableName=self._table,
-                Key={"pk": {"S": _DOCUMENT + external_id}},
-                ProjectionExpression="document_id, legal_entity",
-                ConsistentRead=True,
+            item = self._get_item(
+                external_id,
+                consistent=True,
+                projection="document_id, legal_entity, customer, currency, #total, received, source_event_id",
             )
         except (BotoCoreError, ClientError) as exc:
             raise _translate(exc, f"look up {external_id}") from exc
-        item = response.get("Item")
-        if item is None:
-            return None
-        return ErpRef(
-            external_id=external_id,
-            document_id=item["document_id"]["S"],
-            created=False,
-            legal_entity=item.get("legal_entity", {}).get("S"),
-        )
+        return None if item is None else _ref(external_id, item, created=False)
+
+    def get_document(self, external_id: str) -> ErpDocument | None:
+        try:
+            item = self._get_item(external_id, consistent=True)
+        except (BotoCoreError, ClientError) as exc:
+            raise _translate(exc, f"read {external_id}") from exc
+        return None if item is None else _document(external_id, item)
+
+    def _get_item(self, external_id: str, *, consistent: bool, projection: str | None = None) -> dict[str, Any] | None:
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": {"pk": {"S": _DOCUMENT + external_id}},
+            "ConsistentRead": consistent,
+        }
+        if projection:
+            request["ProjectionExpression"] = projection
+            request["ExpressionAttributeNames"] = {"#total": "total"}
+        return self._client.get_item(**request).get("Item")
 
     def upsert_customer(self, customer: ErpCustomer) -> ErpRef:
         document_id = "CUS-" + hashlib.sha256(customer.external_id.encode()).hexdigest()[:12].upper()
@@ -145,6 +180,67 @@ class DynamoLedgerErpClient:
         journals = [journal for _, journal in self.journals()]
         balanced = all(not imbalances(journal) for journal in journals)
         return len(journals), balanced, trial_balance(journals)
+
+
+class _AlreadyPostedError(Exception):
+    """A document with this external id exists (the conditional put inside a transaction failed)."""
+
+
+def _document_item(document: ErpDocument, document_id: str) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "pk": {"S": _DOCUMENT + document.external_id},
+        "document_id": {"S": document_id},
+        "kind": {"S": document.kind},
+        "legal_entity": {"S": document.legal_entity},
+        "subsidiary": {"S": document.subsidiary},
+        "customer": {"S": document.customer_external_id},
+        "currency": {"S": document.currency},
+        "posting_date": {"S": document.posting_date.isoformat()},
+        "total": {"N": str(document.total)},
+        "applies_to": {"L": [{"S": ext} for ext in document.applies_to]},
+        "journal": {"L": [_journal_line_item(line) for line in document.journal]},
+        "document_lines": {"S": json.dumps([line.model_dump(mode="json") for line in document.lines])},
+        "source_event_id": {"S": document.source_event_id},
+        "created_at": {"S": datetime.now(UTC).isoformat()},
+    }
+    if document.memo:
+        item["memo"] = {"S": document.memo}
+    return item
+
+
+def _ref(external_id: str, item: dict[str, Any], *, created: bool) -> ErpRef:
+    def text(name: str) -> str | None:
+        return item.get(name, {}).get("S")
+
+    return ErpRef(
+        external_id=external_id,
+        document_id=item["document_id"]["S"],
+        created=created,
+        legal_entity=text("legal_entity"),
+        customer_external_id=text("customer"),
+        currency=text("currency"),
+        total=int(item["total"]["N"]) if "total" in item else None,
+        received=int(item.get("received", {}).get("N", "0")),
+        source_event_id=text("source_event_id"),
+    )
+
+
+def _document(external_id: str, item: dict[str, Any]) -> ErpDocument:
+    return ErpDocument(
+        external_id=external_id,
+        kind=DocumentKind(item["kind"]["S"]),
+        legal_entity=item["legal_entity"]["S"],
+        subsidiary=item["subsidiary"]["S"],
+        customer_external_id=item["customer"]["S"],
+        currency=item["currency"]["S"],
+        posting_date=date.fromisoformat(item["posting_date"]["S"]),
+        total=int(item["total"]["N"]),
+        lines=tuple(DocumentLine.model_validate(line) for line in json.loads(item["document_lines"]["S"])),
+        applies_to=tuple(value["S"] for value in item.get("applies_to", {}).get("L", [])),
+        journal=tuple(_journal_line(value["M"]) for value in item["journal"]["L"]),
+        source_event_id=item["source_event_id"]["S"],
+        memo=item.get("memo", {}).get("S"),
+    )
 
 
 def _journal_line_item(line: JournalLine) -> dict[str, Any]:

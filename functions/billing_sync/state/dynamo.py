@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from billing_sync.aws_errors import error_code, item_on_condition_failure
+from billing_sync.aws.errors import error_code, item_on_condition_failure, store_error
 from billing_sync.domain.errors import ExceptionCategory
 from billing_sync.domain.events import CustomerUpserted
 from billing_sync.domain.lineage import EventRef, LineageRecord, LineageStatus
-from billing_sync.domain.ports import Claim, ClaimState
+from billing_sync.domain.ports import Claim, ClaimState, Version, Waiter
 
 _CHECKPOINT_PREFIX = "cp_"
+_LINEAGE = "lineage store"
+_WAITING_ROOM = "waiting room"
+_MASTER_DATA = "master data store"
 
 
 def _s(value: str) -> dict[str, str]:
@@ -87,7 +91,7 @@ class DynamoLineageStore:
             )
         except ClientError as exc:
             if error_code(exc) != "ConditionalCheckFailedException":
-                raise
+                raise store_error(exc, _LINEAGE, f"claim {ref.event_id}") from exc
             held = item_on_condition_failure(exc) or self._get_item(ref.event_id) or {}
             state = ClaimState.ALREADY_POSTED if _str(held, "status") == LineageStatus.POSTED else ClaimState.IN_FLIGHT
             return Claim(
@@ -96,6 +100,8 @@ class DynamoLineageStore:
                 first_seen=datetime.fromisoformat(_str(held, "first_seen") or now.isoformat()),
                 erp_document_ids=tuple(v["S"] for v in held.get("erp_document_ids", {}).get("L", [])),
             )
+        except BotoCoreError as exc:
+            raise store_error(exc, _LINEAGE, f"claim {ref.event_id}") from exc
         item = response["Attributes"]
         return Claim(
             state=ClaimState.CLAIMED,
@@ -103,38 +109,51 @@ class DynamoLineageStore:
             first_seen=datetime.fromisoformat(item["first_seen"]["S"]),
         )
 
-    def mark_posted(self, event_id: str, *, document_ids: tuple[str, ...], now: datetime) -> None:
-        self._client.update_item(
-            TableName=self._table,
-            Key={"pk": _s(event_id)},
-            UpdateExpression=(
-                "SET #status = :posted, erp_document_ids = :ids, cp_posted = :now, last_seen = :now "
-                "REMOVE lease_until, category, reason"
-            ),
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={
-                ":posted": _s(LineageStatus.POSTED),
-                ":ids": {"L": [_s(doc) for doc in document_ids]},
-                ":now": _ts(now),
-            },
-        )
+    def mark_posted(
+        self, event_id: str, *, document_ids: tuple[str, ...], now: datetime, note: str | None = None
+    ) -> None:
+        values: dict[str, Any] = {
+            ":posted": _s(LineageStatus.POSTED),
+            ":ids": {"L": [_s(doc) for doc in document_ids]},
+            ":now": _ts(now),
+        }
+        sets = "SET #status = :posted, erp_document_ids = :ids, cp_posted = :now, last_seen = :now"
+        removes = "REMOVE lease_until, category"
+        if note is None:
+            removes += ", reason"
+        else:
+            sets += ", reason = :note"
+            values[":note"] = _s(note)
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": _s(event_id)},
+                UpdateExpression=f"{sets} {removes}",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=values,
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise store_error(exc, _LINEAGE, f"mark {event_id} posted") from exc
 
     def mark_failed(
         self, event_id: str, *, status: str, category: ExceptionCategory, reason: str, now: datetime
     ) -> None:
-        self._client.update_item(
-            TableName=self._table,
-            Key={"pk": _s(event_id)},
-            UpdateExpression="SET #status = :status, category = :category, reason = :reason, last_seen = :now "
-            "REMOVE lease_until",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={
-                ":status": _s(status),
-                ":category": _s(category),
-                ":reason": _s(reason),
-                ":now": _ts(now),
-            },
-        )
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": _s(event_id)},
+                UpdateExpression="SET #status = :status, category = :category, reason = :reason, last_seen = :now "
+                "REMOVE lease_until",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":status": _s(status),
+                    ":category": _s(category),
+                    ":reason": _s(reason),
+                    ":now": _ts(now),
+                },
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise store_error(exc, _LINEAGE, f"mark {event_id} {status}") from exc
 
     def record(self, record: LineageRecord) -> None:
         item: dict[str, Any] = {
@@ -154,7 +173,10 @@ class DynamoLineageStore:
         _optional(item, "source_api_version", record.source_api_version)
         for name, moment in record.checkpoints.items():
             item[_CHECKPOINT_PREFIX + name] = _ts(moment)
-        self._client.put_item(TableName=self._table, Item=item)
+        try:
+            self._client.put_item(TableName=self._table, Item=item)
+        except (BotoCoreError, ClientError) as exc:
+            raise store_error(exc, _LINEAGE, f"record {record.event_id}") from exc
 
     def get(self, event_id: str) -> LineageRecord | None:
         item = self._get_item(event_id)
@@ -163,14 +185,22 @@ class DynamoLineageStore:
     def scan(self) -> list[LineageRecord]:
         """Every lineage record (for reports and the local runtime; not on a hot path)."""
         paginator = self._client.get_paginator("scan")
-        return [
-            lineage_record(item)
-            for page in paginator.paginate(TableName=self._table, ConsistentRead=True)
-            for item in page["Items"]
-        ]
+        try:
+            items = [
+                item
+                for page in paginator.paginate(TableName=self._table, ConsistentRead=True)
+                for item in page["Items"]
+            ]
+        except (BotoCoreError, ClientError) as exc:
+            raise store_error(exc, _LINEAGE, "scan") from exc
+        return [lineage_record(item) for item in items]
 
     def _get_item(self, event_id: str) -> dict[str, Any] | None:
-        return self._client.get_item(TableName=self._table, Key={"pk": _s(event_id)}, ConsistentRead=True).get("Item")
+        try:
+            response = self._client.get_item(TableName=self._table, Key={"pk": _s(event_id)}, ConsistentRead=True)
+        except (BotoCoreError, ClientError) as exc:
+            raise store_error(exc, _LINEAGE, f"read {event_id}") from exc
+        return response.get("Item")
 
 
 def _str(item: dict[str, Any], name: str) -> str | None:
@@ -201,8 +231,18 @@ def lineage_record(item: dict[str, Any]) -> LineageRecord:
     )
 
 
+_NEWEST_VERSION_WINS = (
+    "attribute_not_exists(pk) OR #version <= :version OR (attribute_not_exists(#version) AND as_of <= :as_of)"
+)
+
+
+def _version(version: Version) -> str:
+    """Sorts as versions do: source time, then source event id."""
+    return f"{version.as_of.astimezone(UTC).isoformat(timespec='microseconds')}#{version.source_event_id}"
+
+
 class DynamoMasterDataStore:
-    """Customers synchronised from billing sources; last writer by source time wins."""
+    """Customers, products, prices and subscriptions from billing sources; the newest version wins."""
 
     def __init__(self, client: Any, table_name: str) -> None:
         self._client = client
@@ -212,11 +252,15 @@ class DynamoMasterDataStore:
     def _key(source: str, customer_id: str) -> dict[str, Any]:
         return {"pk": _s(f"CUSTOMER#{source}#{customer_id}")}
 
-    def upsert_customer(self, *, source: str, customer: CustomerUpserted, legal_entity: str, as_of: datetime) -> bool:
+    def upsert_customer(
+        self, *, source: str, customer: CustomerUpserted, legal_entity: str, as_of: datetime, version: str = ""
+    ) -> bool:
+        ordering = _version(Version(as_of=as_of, source_event_id=version))
         item: dict[str, Any] = {
             **self._key(source, customer.customer_id),
             "legal_entity": _s(legal_entity),
             "as_of": _ts(as_of),
+            "version": _s(ordering),
             "tax_exempt": _s(customer.tax_exempt),
         }
         _optional(item, "name", customer.name)
@@ -227,17 +271,117 @@ class DynamoMasterDataStore:
             self._client.put_item(
                 TableName=self._table,
                 Item=item,
-                ConditionExpression="attribute_not_exists(pk) OR as_of <= :as_of",
-                ExpressionAttributeValues={":as_of": _ts(as_of)},
+                ConditionExpression=_NEWEST_VERSION_WINS,
+                ExpressionAttributeNames={"#version": "version"},
+                ExpressionAttributeValues={":as_of": _ts(as_of), ":version": _s(ordering)},
             )
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
                 return False
-            raise
+            raise store_error(exc, _MASTER_DATA, f"upsert customer {customer.customer_id}") from exc
+        except BotoCoreError as exc:
+            raise store_error(exc, _MASTER_DATA, f"upsert customer {customer.customer_id}") from exc
         return True
 
     def customer_exists(self, *, source: str, customer_id: str) -> bool:
-        response = self._client.get_item(
-            TableName=self._table, Key=self._key(source, customer_id), ProjectionExpression="pk", ConsistentRead=True
-        )
+        try:
+            response = self._client.get_item(
+                TableName=self._table,
+                Key=self._key(source, customer_id),
+                ProjectionExpression="pk",
+                ConsistentRead=True,
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise store_error(exc, _MASTER_DATA, f"look up customer {customer_id}") from exc
         return "Item" in response
+
+    def upsert_record(self, *, kind: str, source: str, record_id: str, data: dict[str, Any], version: Version) -> bool:
+        ordering = _version(version)
+        item = {
+            "pk": _s(f"{kind.upper()}#{source}#{record_id}"),
+            "as_of": _ts(version.as_of),
+            "version": _s(ordering),
+            "data": _s(json.dumps(data, sort_keys=True)),
+        }
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=item,
+                ConditionExpression=_NEWEST_VERSION_WINS,
+                ExpressionAttributeNames={"#version": "version"},
+                ExpressionAttributeValues={":as_of": item["as_of"], ":version": item["version"]},
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise store_error(exc, _MASTER_DATA, f"upsert {kind} {record_id}") from exc
+        except BotoCoreError as exc:
+            raise store_error(exc, _MASTER_DATA, f"upsert {kind} {record_id}") from exc
+        return True
+
+    def get_record(self, *, kind: str, source: str, record_id: str) -> dict[str, Any] | None:
+        try:
+            response = self._client.get_item(
+                TableName=self._table, Key={"pk": _s(f"{kind.upper()}#{source}#{record_id}")}, ConsistentRead=True
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise store_error(exc, _MASTER_DATA, f"read {kind} {record_id}") from exc
+        item = response.get("Item")
+        return None if item is None else json.loads(item["data"]["S"])
+
+
+class DynamoWaitingRoom:
+    """Held events keyed by what they wait for (partition `key`, sort `event_id`)."""
+
+    def __init__(self, client: Any, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def hold(self, waiter: Waiter) -> None:
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={
+                    "key": _s(waiter.key),
+                    "event_id": _s(waiter.event_id),
+                    "event": _s(json.dumps(waiter.event, sort_keys=True)),
+                    "wait_until": _ts(waiter.wait_until),
+                },
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise store_error(exc, _WAITING_ROOM, f"hold {waiter.event_id} for {waiter.key}") from exc
+
+    def drop(self, key: str, event_id: str) -> None:
+        try:
+            self._client.delete_item(TableName=self._table, Key={"key": _s(key), "event_id": _s(event_id)})
+        except (BotoCoreError, ClientError) as exc:
+            raise store_error(exc, _WAITING_ROOM, f"drop {event_id} from {key}") from exc
+
+    def waiting_for(self, key: str) -> list[Waiter]:
+        try:
+            pages = self._client.get_paginator("query").paginate(
+                TableName=self._table,
+                KeyConditionExpression="#key = :key",
+                ExpressionAttributeNames={"#key": "key"},
+                ExpressionAttributeValues={":key": _s(key)},
+                ConsistentRead=True,
+            )
+            return [_waiter(item) for page in pages for item in page["Items"]]
+        except (BotoCoreError, ClientError) as exc:
+            raise store_error(exc, _WAITING_ROOM, f"read what waits for {key}") from exc
+
+    def all_waiting(self) -> list[Waiter]:
+        try:
+            pages = self._client.get_paginator("scan").paginate(TableName=self._table, ConsistentRead=True)
+            return [_waiter(item) for page in pages for item in page["Items"]]
+        except (BotoCoreError, ClientError) as exc:
+            raise store_error(exc, _WAITING_ROOM, "read every held event") from exc
+
+
+def _waiter(item: dict[str, Any]) -> Waiter:
+    return Waiter(
+        key=item["key"]["S"],
+        event_id=item["event_id"]["S"],
+        event=json.loads(item["event"]["S"]),
+        wait_until=datetime.fromisoformat(item["wait_until"]["S"]),
+    )

@@ -6,6 +6,8 @@ from typing import Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from billing_sync.domain.errors import BillingSyncError, RetryablePostingError
+
 _THROTTLING_CODES = frozenset(
     {
         "ThrottlingException",
@@ -39,3 +41,12 @@ def item_on_condition_failure(exc: ClientError) -> dict[str, Any]:
     """The item DynamoDB returned with ReturnValuesOnConditionCheckFailure=ALL_OLD (empty when absent)."""
     response = cast(dict[str, Any], exc.response)
     return dict(response.get("Item") or {})
+
+
+def store_error(exc: BotoCoreError | ClientError, store: str, action: str) -> BillingSyncError:
+    """What a state store raises for an unexpected SDK failure, classified as the ledger classifies its own.
+
+    A RetryablePostingError when `is_transient`, otherwise a BillingSyncError (INTERNAL).
+    """
+    error_class = RetryablePostingError if is_transient(exc) else BillingSyncError
+    return error_class(f"{store} could not {action}: {exc}")

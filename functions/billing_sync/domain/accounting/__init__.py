@@ -1,0 +1,38 @@
+"""Accounting defaults: canonical events become balanced ERP documents, one module per document kind.
+
+Each module's docstring states its entry account by account; `external_ids` derives every ERP
+external id. A document with no value (a $0 invoice, a zero payment) raises NothingToPostError and is
+recorded as IGNORED.
+"""
+
+from billing_sync.domain.accounting.credit_notes import credit_note_document
+from billing_sync.domain.accounting.customers import erp_customer
+from billing_sync.domain.accounting.external_ids import (
+    credit_note_external_id,
+    customer_external_id,
+    invoice_external_id,
+    payment_external_id,
+    void_external_id,
+    write_off_external_id,
+)
+from billing_sync.domain.accounting.invoices import LineClass, check_invoice_totals, invoice_document
+from billing_sync.domain.accounting.payments import payment_document
+from billing_sync.domain.accounting.voids import void_document
+from billing_sync.domain.accounting.write_offs import write_off_document
+
+__all__ = [
+    "LineClass",
+    "check_invoice_totals",
+    "credit_note_document",
+    "credit_note_external_id",
+    "customer_external_id",
+    "erp_customer",
+    "invoice_document",
+    "invoice_external_id",
+    "payment_document",
+    "payment_external_id",
+    "void_document",
+    "void_external_id",
+    "write_off_document",
+    "write_off_external_id",
+]

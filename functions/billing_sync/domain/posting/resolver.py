@@ -1,0 +1,89 @@
+"""What a posting rule may ask of the world: each dependency is resolved, or waited for by name."""
+
+from __future__ import annotations
+
+from billing_sync.domain.accounting import LineClass, invoice_external_id
+from billing_sync.domain.errors import DependencyPendingError
+from billing_sync.domain.events import InvoiceIssued, RevenueClass
+from billing_sync.domain.journal import ErpDocument, ErpRef
+from billing_sync.domain.mapping import AccountMapping
+from billing_sync.domain.ports import ErpClient, MasterDataStore
+
+
+def customer_key(source: str, customer_id: str) -> str:
+    return f"customer:{source}:{customer_id}"
+
+
+def record_key(kind: str, source: str, record_id: str) -> str:
+    return f"{kind}:{source}:{record_id}"
+
+
+def document_key(external_id: str) -> str:
+    return f"document:{external_id}"
+
+
+def payments_key(invoice_external_id: str) -> str:
+    return f"payments:{invoice_external_id}"
+
+
+class Resolver:
+    """Reads dependencies through the ports; raises DependencyPendingError naming the missing key."""
+
+    def __init__(
+        self, *, erp: ErpClient, master_data: MasterDataStore, mapping: AccountMapping, catalogue_required: bool
+    ) -> None:
+        self.erp = erp
+        self.master_data = master_data
+        self.mapping = mapping
+        self._catalogue_required = catalogue_required
+
+    def require_customer(self, source: str, customer_id: str) -> None:
+        if not self.master_data.customer_exists(source=source, customer_id=customer_id):
+            raise DependencyPendingError(
+                f"customer {customer_id} is not synchronised yet", key=customer_key(source, customer_id)
+            )
+
+    def require_invoice(self, source: str, invoice_id: str) -> ErpRef:
+        external_id = invoice_external_id(source, invoice_id)
+        ref = self.erp.find_document(external_id)
+        if ref is None:
+            raise DependencyPendingError(f"invoice {external_id} is not posted yet", key=document_key(external_id))
+        return ref
+
+    def require_invoice_document(self, source: str, invoice_id: str) -> ErpDocument:
+        external_id = invoice_external_id(source, invoice_id)
+        document = self.erp.get_document(external_id)
+        if document is None:
+            raise DependencyPendingError(f"invoice {external_id} is not posted yet", key=document_key(external_id))
+        return document
+
+    def line_classes(self, source: str, invoice: InvoiceIssued) -> dict[str, LineClass]:
+        """Each priced line's class from price and product master data (waits for them when required)."""
+        classes: dict[str, LineClass] = {}
+        for line in invoice.lines:
+            if line.price_id is None:
+                continue
+            price = self._record("price", source, line.price_id)
+            if price is None:
+                continue
+            product_id = price.get("product_id") or line.product_id
+            product = self._record("product", source, product_id) if product_id else None
+            revenue_class = line.revenue_class
+            if price.get("usage_type") == "metered":
+                revenue_class = RevenueClass.USAGE
+            elif price.get("price_type") == "one_time" and not line.proration:
+                revenue_class = RevenueClass.ONE_OFF
+            if product and product.get("revenue_class"):
+                revenue_class = RevenueClass(product["revenue_class"])
+            classes[line.line_id] = LineClass(
+                revenue_class=revenue_class.value, product_family=(product or {}).get("product_family")
+            )
+        return classes
+
+    def _record(self, kind: str, source: str, record_id: str) -> dict | None:
+        record = self.master_data.get_record(kind=kind, source=source, record_id=record_id)
+        if record is None and self._catalogue_required:
+            raise DependencyPendingError(
+                f"{kind} {record_id} is not synchronised yet", key=record_key(kind, source, record_id)
+            )
+        return record

@@ -1,0 +1,221 @@
+"""The registry of posting rules: for each canonical type, what it waits for and what it books.
+
+The posting service, the bus rule's detail types (infra) and the README's table all derive from
+`POSTING_RULES`; a new document kind is one accounting module, one normaliser module and one line here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from billing_sync.domain import accounting
+from billing_sync.domain.errors import DependencyPendingError
+from billing_sync.domain.events import (
+    CreditNoteIssuedEvent,
+    CustomerUpsertedEvent,
+    EventType,
+    FinanceEvent,
+    InvoiceIssuedEvent,
+    InvoicePaidEvent,
+    InvoiceVoidedEvent,
+    InvoiceWrittenOffEvent,
+    PaymentFailedEvent,
+    PaymentSettledEvent,
+    PriceUpsertedEvent,
+    ProductUpsertedEvent,
+)
+from billing_sync.domain.journal import ErpCustomer, ErpDocument
+from billing_sync.domain.posting.resolver import Resolver, customer_key, payments_key, record_key
+
+
+class RuleKind(StrEnum):
+    DOCUMENT = "document"  # claimed, then one or more ERP documents
+    MASTER_DATA = "master_data"  # newest version wins; no journal
+    RECORD = "record"  # kept in lineage only; no journal
+
+
+@dataclass(frozen=True)
+class MasterDataUpdate:
+    kind: str  # customer, product, price, subscription
+    record_id: str
+    data: dict[str, Any]
+    customer: ErpCustomer | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What posting an event does. `provides` are the keys whose waiters are released afterwards."""
+
+    documents: tuple[ErpDocument, ...] = ()
+    master_data: MasterDataUpdate | None = None
+    provides: tuple[str, ...] = ()
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class PostingRule:
+    event_type: EventType
+    kind: RuleKind
+    waits_for: str
+    books: str
+    plan: Callable[[Any, Resolver], Plan] = field(repr=False)
+
+
+def _invoice(event: InvoiceIssuedEvent, world: Resolver) -> Plan:
+    invoice = event.data
+    world.require_customer(event.source, invoice.customer_id)
+    if not invoice.lines_complete:
+        raise DependencyPendingError(
+            f"invoice {invoice.invoice_id} arrived with a truncated line list; it is never booked from part of it",
+            key=record_key("invoice-lines", event.source, invoice.invoice_id),
+        )
+    classes = world.line_classes(event.source, invoice)
+    return Plan(documents=(accounting.invoice_document(event, world.mapping, line_classes=classes),))
+
+
+def _payment(event: PaymentSettledEvent, world: Resolver) -> Plan:
+    invoice = world.require_invoice(event.source, event.data.invoice_id)
+    document = accounting.payment_document(event, world.mapping, invoice=invoice)
+    return Plan(documents=(document,), provides=tuple(payments_key(ext) for ext in document.applies_to))
+
+
+def _invoice_paid(event: InvoicePaidEvent, world: Resolver) -> Plan:
+    paid = event.data
+    invoice = world.require_invoice(event.source, paid.invoice_id)
+    if invoice.received < paid.amount_paid:
+        raise DependencyPendingError(
+            f"invoice {invoice.external_id} is paid {paid.amount_paid} at the source but payments of "
+            f"{invoice.received} are booked",
+            key=payments_key(invoice.external_id),
+        )
+    return Plan(note=f"complete: payments booked {invoice.received} cover amount paid {paid.amount_paid}")
+
+
+def _credit_note(event: CreditNoteIssuedEvent, world: Resolver) -> Plan:
+    invoice = world.require_invoice_document(event.source, event.data.invoice_id)
+    return Plan(documents=(accounting.credit_note_document(event, world.mapping, invoice=invoice),))
+
+
+def _void(event: InvoiceVoidedEvent, world: Resolver) -> Plan:
+    invoice = world.require_invoice_document(event.source, event.data.invoice_id)
+    return Plan(documents=(accounting.void_document(event, invoice=invoice),))
+
+
+def _write_off(event: InvoiceWrittenOffEvent, world: Resolver) -> Plan:
+    invoice = world.require_invoice(event.source, event.data.invoice_id)
+    return Plan(documents=(accounting.write_off_document(event, world.mapping, invoice=invoice),))
+
+
+def _customer(event: CustomerUpsertedEvent, world: Resolver) -> Plan:
+    customer = accounting.erp_customer(event, world.mapping)
+    return Plan(
+        master_data=MasterDataUpdate("customer", event.data.customer_id, event.data.model_dump(mode="json"), customer),
+        provides=(customer_key(event.source, event.data.customer_id),),
+    )
+
+
+def _product(event: ProductUpsertedEvent, world: Resolver) -> Plan:
+    product = event.data
+    return Plan(
+        master_data=MasterDataUpdate("product", product.product_id, product.model_dump(mode="json")),
+        provides=(record_key("product", event.source, product.product_id),),
+    )
+
+
+def _price(event: PriceUpsertedEvent, world: Resolver) -> Plan:
+    price = event.data
+    return Plan(
+        master_data=MasterDataUpdate("price", price.price_id, price.model_dump(mode="json")),
+        provides=(record_key("price", event.source, price.price_id),),
+    )
+
+
+def _subscription(event: FinanceEvent, world: Resolver) -> Plan:
+    subscription = event.data  # type: ignore[union-attr]
+    return Plan(
+        master_data=MasterDataUpdate(
+            "subscription",
+            subscription.subscription_id,
+            {**subscription.model_dump(mode="json"), "event_type": event.event_type},
+        ),
+        note="recorded: subscription contract data; no journal",
+    )
+
+
+def _payment_failed(event: PaymentFailedEvent, world: Resolver) -> Plan:
+    failed = event.data
+    return Plan(note=f"recorded: payment attempt {failed.attempt_count} failed ({failed.failure_code}); no journal")
+
+
+_RECEIVABLE = "Dr Accounts receivable"
+POSTING_RULES: dict[EventType, PostingRule] = {
+    rule.event_type: rule
+    for rule in (
+        PostingRule(EventType.CUSTOMER_UPSERTED, RuleKind.MASTER_DATA, "-", "ERP customer record", _customer),
+        PostingRule(EventType.PRODUCT_UPSERTED, RuleKind.MASTER_DATA, "-", "master data (product family)", _product),
+        PostingRule(EventType.PRICE_UPSERTED, RuleKind.MASTER_DATA, "-", "master data (usage type)", _price),
+        PostingRule(
+            EventType.INVOICE_ISSUED,
+            RuleKind.DOCUMENT,
+            "customer; each line's price and product",
+            f"{_RECEIVABLE} total (negative total: Cr Customer credit); Dr Customer credit / Cr Accounts "
+            "receivable balance applied; per line Cr Revenue (earned by day) and Cr Deferred revenue (rest), "
+            "net of discounts; per tax rate Cr Tax payable",
+            _invoice,
+        ),
+        PostingRule(
+            EventType.PAYMENT_SETTLED,
+            RuleKind.DOCUMENT,
+            "its invoice",
+            "Dr Payment clearing (outside Stripe: Undeposited funds); Cr Accounts receivable; overpaid: "
+            "Cr Customer credit",
+            _payment,
+        ),
+        PostingRule(
+            EventType.INVOICE_PAID,
+            RuleKind.RECORD,
+            "its invoice and payments adding up to amount paid",
+            "no journal: checks the payments booked cover the invoice's amount paid",
+            _invoice_paid,
+        ),
+        PostingRule(
+            EventType.CREDIT_NOTE_ISSUED,
+            RuleKind.DOCUMENT,
+            "its invoice",
+            "per line Dr Deferred revenue (unearned share) / Dr Revenue (rest); per tax rate Dr Tax payable; "
+            "Cr Accounts receivable (pre-payment), Cr Customer credit, Cr Refunds payable, Cr Undeposited funds "
+            "(out of band)",
+            _credit_note,
+        ),
+        PostingRule(
+            EventType.INVOICE_VOIDED,
+            RuleKind.DOCUMENT,
+            "its invoice",
+            "the invoice's journal reversed, dated the void date",
+            _void,
+        ),
+        PostingRule(
+            EventType.INVOICE_WRITTEN_OFF,
+            RuleKind.DOCUMENT,
+            "its invoice",
+            "Dr Bad debt; Cr Accounts receivable for the amount remaining",
+            _write_off,
+        ),
+        PostingRule(EventType.PAYMENT_FAILED, RuleKind.RECORD, "-", "no journal: recorded in lineage", _payment_failed),
+        *(
+            PostingRule(event_type, RuleKind.MASTER_DATA, "-", "no journal: contract data in master data", _subscription)
+            for event_type in (
+                EventType.SUBSCRIPTION_CREATED,
+                EventType.SUBSCRIPTION_AMENDED,
+                EventType.SUBSCRIPTION_RENEWED,
+                EventType.SUBSCRIPTION_CANCELLED,
+            )
+        ),
+    )
+}
+
+POSTED_EVENT_TYPES: tuple[str, ...] = tuple(sorted(rule.event_type.value for rule in POSTING_RULES.values()))
+"""Canonical types the posting pipeline handles; the bus rule routes exactly these."""

@@ -1,0 +1,366 @@
+"""Use case: post one canonical event to the ERP, exactly once, in whatever order events arrive.
+
+claim (conditional write) -> resolve what it depends on (or wait for it by name) -> build the documents
+(accounting) -> create them by deterministic external id -> lineage -> release what waited for them.
+A retry after an unknown outcome (crash after the ERP accepted, timeout) is safe because the ERP
+adapter creates by external id only when no document with that id exists; a second version of a
+posted document with other amounts is an exception, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import pydantic
+
+from billing_sync.domain.errors import (
+    ClaimInFlightError,
+    DependencyPendingError,
+    DocumentConflictError,
+    ExceptionCategory,
+    NothingToPostError,
+    PermanentPostingError,
+    RetryablePostingError,
+)
+from billing_sync.domain.events import FINANCE_EVENT, FinanceEvent
+from billing_sync.domain.journal import ErpDocument, ErpRef
+from billing_sync.domain.lineage import EventRef, LineageStatus
+from billing_sync.domain.mapping import AccountMapping
+from billing_sync.domain.outcomes import OutcomeRecorder
+from billing_sync.domain.ports import (
+    ClaimState,
+    ErpClient,
+    ExceptionQueue,
+    LineageStore,
+    MasterDataStore,
+    PostingQueue,
+    Version,
+    Waiter,
+    WaitingRoom,
+)
+from billing_sync.domain.posting.resolver import Resolver, document_key
+from billing_sync.domain.posting.rules import POSTING_RULES, Plan, PostingRule, RuleKind
+
+DEFAULT_WAIT_HORIZON = timedelta(days=3)
+"""Stripe retries a webhook for up to three days; a dependency missing longer than that needs a person."""
+
+
+class PostingStatus(StrEnum):
+    POSTED = "POSTED"
+    DUPLICATE = "DUPLICATE"  # already posted earlier; nothing sent to the ERP
+    IGNORED = "IGNORED"  # nothing to book (a zero-value document)
+    WAITING = "WAITING"  # held until what it depends on posts
+    EXCEPTION = "EXCEPTION"  # parked in the exception queue with a category
+
+
+@dataclass(frozen=True)
+class PostingResult:
+    event_id: str
+    status: PostingStatus
+    erp_document_ids: tuple[str, ...] = ()
+    category: ExceptionCategory | None = None
+    waiting_for: str | None = None
+
+
+class _UnsupportedForPostingError(PermanentPostingError):
+    category = ExceptionCategory.UNSUPPORTED
+
+
+class PostingService:
+    def __init__(
+        self,
+        *,
+        erp: ErpClient,
+        lineage: LineageStore,
+        master_data: MasterDataStore,
+        exceptions: ExceptionQueue,
+        mapping: AccountMapping,
+        clock: Callable[[], datetime],
+        claim_lease: timedelta,
+        waiting_room: WaitingRoom | None = None,
+        requeue: PostingQueue | None = None,
+        wait_horizon: timedelta = DEFAULT_WAIT_HORIZON,
+        catalogue_required: bool = False,
+    ) -> None:
+        self._erp = erp
+        self._lineage = lineage
+        self._master_data = master_data
+        self._clock = clock
+        self._claim_lease = claim_lease
+        self._waiting = waiting_room
+        self._requeue = requeue
+        self._horizon = wait_horizon
+        self._outcomes = OutcomeRecorder(lineage=lineage, exceptions=exceptions, clock=clock)
+        self._world = Resolver(
+            erp=erp, master_data=master_data, mapping=mapping, catalogue_required=catalogue_required
+        )
+
+    def handle(self, detail: Mapping[str, Any]) -> PostingResult:
+        """Posts a canonical event given as JSON data; raises RetryablePostingError to be retried."""
+        try:
+            event: FinanceEvent = FINANCE_EVENT.validate_python(detail)
+        except pydantic.ValidationError as exc:
+            return self._park_unreadable(detail, exc)
+        return self.post(event)
+
+    def post(self, event: FinanceEvent) -> PostingResult:
+        """Raises RetryablePostingError (the queue retries); parks permanent failures."""
+        ref = _event_ref(event)
+        rule = POSTING_RULES.get(event.event_type)  # type: ignore[call-overload]
+        if rule is None:
+            now = self._clock()
+            error = _UnsupportedForPostingError(f"{event.event_type} is not posted by this version")
+            return self._park(event, ref, attempts=1, first_seen=now, error=error)
+        if rule.kind is RuleKind.MASTER_DATA:
+            return self._upsert_master_data(event, ref, rule)
+
+        now = self._clock()
+        claim = self._lineage.claim(ref, now=now, lease_until=now + self._claim_lease)
+        if claim.state is ClaimState.ALREADY_POSTED:
+            return PostingResult(event.event_id, PostingStatus.DUPLICATE, claim.erp_document_ids)
+        if claim.state is ClaimState.IN_FLIGHT:
+            raise ClaimInFlightError(f"event {event.event_id} is being posted by another worker")
+        try:
+            plan = self._plan_or_wait(event, rule, claim.first_seen)
+            if isinstance(plan, _Held):
+                category = ExceptionCategory.DEPENDENCY_PENDING
+                return PostingResult(event.event_id, PostingStatus.WAITING, category=category, waiting_for=plan.key)
+            document_ids = tuple(self._create(event, document) for document in plan.documents)
+        except NothingToPostError as exc:
+            self._outcomes.settled(
+                ref,
+                status=LineageStatus.IGNORED,
+                reason=exc.reason,
+                attempts=claim.attempts,
+                first_seen=claim.first_seen,
+                checkpoints=_checkpoints(event),
+            )
+            return PostingResult(event.event_id, PostingStatus.IGNORED)
+        except PermanentPostingError as exc:
+            return self._park(event, ref, attempts=claim.attempts, first_seen=claim.first_seen, error=exc)
+        except RetryablePostingError as exc:
+            self._mark_pending(event, exc.category, exc.reason)
+            raise
+        except Exception as exc:
+            self._mark_pending(event, ExceptionCategory.INTERNAL, f"{type(exc).__name__}: {exc}")
+            raise
+        self._lineage.mark_posted(event.event_id, document_ids=document_ids, now=self._clock(), note=plan.note)
+        self._release(plan.provides + tuple(document_key(document.external_id) for document in plan.documents))
+        return PostingResult(event.event_id, PostingStatus.POSTED, document_ids)
+
+    def sweep(self) -> list[PostingResult]:
+        """Posts again every held event: one that can now post does, one past its horizon is parked.
+
+        Run on a schedule, it heals a release that was missed (a requeue that failed after posting).
+        """
+        if self._waiting is None:
+            return []
+        results = []
+        for waiter in self._waiting.all_waiting():
+            try:
+                result = self.handle(waiter.event)
+            except RetryablePostingError:
+                continue  # still held; the next sweep tries again
+            if result.status is not PostingStatus.WAITING or result.waiting_for != waiter.key:
+                self._waiting.drop(waiter.key, waiter.event_id)
+            results.append(result)
+        return results
+
+    # ---- waiting by name ----
+
+    def _plan_or_wait(self, event: FinanceEvent, rule: PostingRule, first_seen: datetime) -> Plan | _Held:
+        """The plan, or _Held when the event is now held by the name of what it waits for."""
+        try:
+            return rule.plan(event, self._world)
+        except DependencyPendingError as exc:
+            if self._waiting is None or exc.key is None:
+                raise
+            pending = exc
+        while True:
+            if self._clock() >= first_seen + self._horizon:
+                raise _HorizonPassedError(
+                    f"{pending.reason}; still missing after {self._horizon} (waited for {pending.key})"
+                ) from pending
+            assert pending.key is not None
+            self._waiting.hold(
+                Waiter(
+                    key=pending.key,
+                    event_id=event.event_id,
+                    event=event.model_dump(mode="json"),
+                    wait_until=first_seen + self._horizon,
+                )
+            )
+            # It may have posted between the first look and the hold: look again before sleeping on it.
+            try:
+                plan = rule.plan(event, self._world)
+            except DependencyPendingError as again:
+                if again.key == pending.key:
+                    self._lineage.mark_failed(
+                        event.event_id,
+                        status=LineageStatus.WAITING,
+                        category=ExceptionCategory.DEPENDENCY_PENDING,
+                        reason=f"waiting for {pending.key}: {pending.reason}",
+                        now=self._clock(),
+                    )
+                    return _Held(pending.key)
+                self._waiting.drop(pending.key, event.event_id)
+                if again.key is None:
+                    raise
+                pending = again
+                continue
+            self._waiting.drop(pending.key, event.event_id)
+            return plan
+
+    def _release(self, keys: tuple[str, ...]) -> None:
+        if self._waiting is None or self._requeue is None:
+            return
+        for key in keys:
+            for waiter in self._waiting.waiting_for(key):
+                self._requeue.requeue(waiter.event)
+                self._waiting.drop(key, waiter.event_id)
+
+    # ---- documents and master data ----
+
+    def _create(self, event: FinanceEvent, document: ErpDocument) -> str:
+        ref = self._erp.create_document(document)
+        if not ref.created:
+            _check_same_version(event, document, ref)
+        return ref.document_id
+
+    def _upsert_master_data(self, event: FinanceEvent, ref: EventRef, rule: PostingRule) -> PostingResult:
+        """Newest version wins, so master data needs no claim, and it never waits."""
+        now = self._clock()
+        try:
+            plan = rule.plan(event, self._world)
+        except PermanentPostingError as exc:
+            return self._park(event, ref, attempts=1, first_seen=now, error=exc)
+        document_ids: tuple[str, ...] = ()
+        reason = plan.note
+        update = plan.master_data
+        if update is not None:
+            version = Version(as_of=event.occurred_at, source_event_id=event.source_event_id)
+            if update.kind == "customer":
+                fresh = self._master_data.upsert_customer(
+                    source=event.source,
+                    customer=event.data,  # type: ignore[arg-type]
+                    legal_entity=event.legal_entity,
+                    as_of=event.occurred_at,
+                    version=event.source_event_id,
+                )
+            else:
+                fresh = self._master_data.upsert_record(
+                    kind=update.kind, source=event.source, record_id=update.record_id, data=update.data, version=version
+                )
+            if not fresh:
+                reason = f"superseded: a newer version of the {update.kind} is already stored"
+            elif update.customer is not None:
+                document_ids = (self._erp.upsert_customer(update.customer).document_id,)
+        self._outcomes.settled(
+            ref,
+            status=LineageStatus.POSTED,
+            reason=reason,
+            attempts=1,
+            first_seen=event.received_at,
+            checkpoints=_checkpoints(event),
+            document_ids=document_ids,
+        )
+        if update is None or reason == plan.note:
+            self._release(plan.provides)
+        return PostingResult(event.event_id, PostingStatus.POSTED, document_ids)
+
+    # ---- outcomes ----
+
+    def _mark_pending(self, event: FinanceEvent, category: ExceptionCategory, reason: str) -> None:
+        """Releases the claim and says why, so lineage explains the retry (and a dead letter)."""
+        self._lineage.mark_failed(
+            event.event_id, status=LineageStatus.PENDING, category=category, reason=reason, now=self._clock()
+        )
+
+    def _park(
+        self, event: FinanceEvent, ref: EventRef, *, attempts: int, first_seen: datetime, error: PermanentPostingError
+    ) -> PostingResult:
+        self._outcomes.parked(
+            ref,
+            category=error.category,
+            reason=error.reason,
+            attempts=attempts,
+            first_seen=first_seen,
+            checkpoints=_checkpoints(event),
+            event=event.model_dump(mode="json"),
+        )
+        return PostingResult(event.event_id, PostingStatus.EXCEPTION, category=error.category)
+
+    def _park_unreadable(self, detail: Mapping[str, Any], exc: pydantic.ValidationError) -> PostingResult:
+        now = self._clock()
+        event_id = str(detail.get("event_id") or _digest(detail))
+        ref = EventRef(
+            event_id=event_id,
+            source=str(detail.get("source", "unknown")),
+            source_event_id=str(detail.get("source_event_id", event_id)),
+            event_type=str(detail.get("event_type", "unknown")),
+            raw_ref=detail.get("raw_ref") if isinstance(detail.get("raw_ref"), str) else None,
+            received_at=now,
+        )
+        self._outcomes.parked(
+            ref,
+            category=ExceptionCategory.MALFORMED,
+            reason=f"not a valid canonical event: {exc.error_count()} error(s): {_first_error(exc)}",
+            attempts=1,
+            first_seen=now,
+            checkpoints={},
+            event=dict(detail),
+        )
+        return PostingResult(event_id, PostingStatus.EXCEPTION, category=ExceptionCategory.MALFORMED)
+
+
+@dataclass(frozen=True)
+class _Held:
+    key: str
+
+
+class _HorizonPassedError(PermanentPostingError):
+    category = ExceptionCategory.DEPENDENCY_PENDING
+
+
+def _check_same_version(event: FinanceEvent, document: ErpDocument, existing: ErpRef) -> None:
+    """A document already posted from another event must carry the same amounts (promise 7)."""
+    if existing.source_event_id in (None, event.event_id):
+        return
+    if (existing.total, existing.currency) != (document.total, document.currency):
+        raise DocumentConflictError(
+            f"{document.external_id} was posted from event {existing.source_event_id} for {existing.total} "
+            f"{existing.currency}; event {event.event_id} ({event.source_event_id}) says {document.total} "
+            f"{document.currency}"
+        )
+
+
+def _event_ref(event: FinanceEvent) -> EventRef:
+    return EventRef(
+        event_id=event.event_id,
+        source=event.source,
+        source_event_id=event.source_event_id,
+        event_type=event.event_type,
+        source_api_version=event.source_api_version,
+        raw_ref=event.raw_ref,
+        received_at=event.received_at,
+        normalised_at=event.normalised_at,
+    )
+
+
+def _checkpoints(event: FinanceEvent) -> dict[str, datetime]:
+    return {"received": event.received_at, "normalised": event.normalised_at}
+
+
+def _digest(detail: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(detail, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def _first_error(exc: pydantic.ValidationError) -> str:
+    first = exc.errors()[0]
+    return f"{'.'.join(str(part) for part in first['loc'])}: {first['msg']}"
