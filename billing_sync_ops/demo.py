@@ -18,24 +18,81 @@ from billing_sync_ops.signing import sign_stripe_payload
 
 EVENTS_DIR = REPO_ROOT / "events"
 
-# Order matters: a payment arrives before its invoice, Stripe retries a delivery, both payment
-# events of one invoice arrive, and a few events are unsupported or cannot be booked.
+# Sent out of dependency order, as Stripe may deliver them: payments before their invoices, invoices
+# before their customers, products and prices, a credit note before the invoice it credits. Every one
+# waits by name for what it needs and posts after it; none is parked. Also: a redelivery, a JPY invoice
+# on the US entity, inclusive EUR VAT with an overpayment, a void, a write-off, and a few events that
+# are unsupported or cannot be booked (they end IGNORED, MALFORMED or VALIDATION).
 DEMO_SEQUENCE = (
-    "stripe_customer_created",
-    "stripe_customer_created_jp",
-    "stripe_customer_created_kw",
-    "stripe_invoice_paid_jpy",
-    "stripe_invoice_finalized",
-    "stripe_invoice_finalized_jpy",
-    "stripe_invoice_finalized_kwd",
+    # a subscription's life: create, upgrade with proration, downgrade to a credit, renew with the
+    # credit applied and two partial payments, credit note after payment, failed payment, cancel
+    "stripe_invoice_payment_paid_partial_2",
+    "stripe_invoice_finalized_lifecycle_first",
+    "stripe_credit_note_created_post_payment",
+    "stripe_customer_subscription_updated_upgrade",
+    "stripe_invoice_finalized_proration_upgrade",
+    "stripe_invoice_payment_paid_out_of_band",
+    "stripe_price_created",
+    "stripe_customer_created_lifecycle",
+    "stripe_invoice_paid_lifecycle_renewal",
+    "stripe_invoice_finalized_renewal_credit_balance",
+    "stripe_product_created",
+    "stripe_invoice_payment_paid_partial_1",
+    "stripe_price_created_setup_fee",
+    "stripe_customer_subscription_created_lifecycle",
+    "stripe_invoice_finalized_proration_downgrade",
+    "stripe_product_created_services",
+    "stripe_invoice_payment_paid_first",
+    "stripe_credit_note_created_pre_payment",
+    "stripe_invoice_payment_failed",
+    "stripe_invoice_finalized_june",
+    "stripe_customer_subscription_deleted",
+    # one-off work: voided, and written off after a partial payment
+    "stripe_invoice_voided",
+    "stripe_invoice_finalized_one_off_voided",
+    "stripe_price_created_custom_dashboard",
+    "stripe_invoice_payment_paid_uncollectible_partial",
+    "stripe_invoice_marked_uncollectible",
+    "stripe_invoice_finalized_one_off_uncollectible",
+    "stripe_price_created_data_migration",
+    # other customers, currencies and entities
+    "stripe_invoice_payment_paid",
     "stripe_invoice_paid",
-    "stripe_charge_succeeded",
+    "stripe_invoice_finalized",
+    "stripe_customer_created",
+    "stripe_product_created_growth_plan",
+    "stripe_price_created_growth_plan",
+    "stripe_product_created_onboarding",
+    "stripe_price_created_onboarding",
+    "stripe_invoice_payment_paid_jpy",
+    "stripe_invoice_finalized_jpy",
+    "stripe_customer_created_jp",
+    "stripe_product_created_standard_plan_jp",
+    "stripe_price_created_standard_plan_jpy",
+    "stripe_invoice_paid_jpy",
+    "stripe_invoice_finalized_kwd",
+    "stripe_invoice_payment_paid_kwd",
+    "stripe_customer_created_kw",
+    "stripe_product_created_commissioning",
+    "stripe_price_created_commissioning_kwd",
+    "stripe_invoice_finalized_jpy_us",
+    "stripe_invoice_payment_paid_jpy_us",
+    "stripe_customer_created_jpy_us",
+    "stripe_product_created_analytics_pro_jp",
+    "stripe_price_created_analytics_pro_jp_workspace",
+    "stripe_price_created_localization_review_jpy",
+    "stripe_invoice_payment_paid_overpaid",
+    "stripe_invoice_finalized_inclusive_tax",
+    "stripe_customer_created_eu",
+    "stripe_product_created_eu_data_residency",
+    "stripe_price_created_eu_data_residency",
+    "stripe_price_created_onboarding_workshop_eur",
     "stripe_customer_updated",
     "stripe_invoice_finalized",
     "stripe_invoice_finalized_bad_totals",
     "stripe_invoice_finalized_unknown_currency",
     "stripe_payment_intent_created",
-    "stripe_customer_subscription_created",
+    "stripe_payment_method_attached",
 )
 
 

@@ -17,6 +17,7 @@ _OUTCOME = {
     LineageStatus.EXCEPTION: "EXCEPTION",
     LineageStatus.PENDING: "PENDING",
     LineageStatus.CLAIMED: "PENDING",
+    LineageStatus.WAITING: "WAITING",
 }
 
 
@@ -91,6 +92,7 @@ def build_report(
             "ignored": outcomes["IGNORED"],
             "exceptions": outcomes["EXCEPTION"],
             "pending": outcomes["PENDING"],
+            "waiting": outcomes["WAITING"],
         },
         "refused": refused,
         "ledger": {
@@ -124,7 +126,7 @@ def render_summary(report: dict[str, Any]) -> str:
         "billing-sync local run",
         "======================",
         f"events received: {totals['received']}  posted: {totals['posted']}  ignored: {totals['ignored']}  "
-        f"exceptions: {totals['exceptions']}  pending: {totals['pending']}  "
+        f"exceptions: {totals['exceptions']}  pending: {totals['pending']}  waiting: {totals['waiting']}  "
         f"(refused before storage: {len(report['refused'])})",
         "",
         f"{'outcome':<10} {'type':<32} {'source event':<30} {'ERP documents / category'}",
@@ -142,9 +144,9 @@ def render_summary(report: dict[str, Any]) -> str:
         debit = Money(amount=row["debit"], currency=row["currency"]).to_decimal()
         credit = Money(amount=row["credit"], currency=row["currency"]).to_decimal()
         lines.append(f"{row['account']:<36} {row['currency']:<8} {debit:>16} {credit:>16}")
-    exceptions = [e for e in report["events"] if e["outcome"] in ("EXCEPTION", "PENDING")]
+    exceptions = [e for e in report["events"] if e["outcome"] in ("EXCEPTION", "PENDING", "WAITING")]
     if exceptions:
-        lines += ["", "exceptions and pending events:"]
+        lines += ["", "exceptions, pending and waiting events:"]
         for entry in exceptions:
             lines.append(
                 f"  {entry['outcome']} {entry['category'] or '-'}: {entry['source_event_id']}: {entry.get('reason')}"

@@ -56,6 +56,7 @@ class LocalRuntime:
     port: int = 0
     work_dir: Path = REPO_ROOT / "build" / "local"
     retry_delay_seconds: int = 1
+    sweep_interval_seconds: float = 60.0
     log_level: str = "WARNING"
     accepted: dict[str, str] = field(default_factory=dict)  # event id -> source event id
     refused: list[dict[str, Any]] = field(default_factory=list)
@@ -125,8 +126,21 @@ class LocalRuntime:
             threading.Thread(target=self._poll_forever, args=(poller,), name=f"esm-{i}", daemon=True)
             for i, poller in enumerate(self._pollers)
         ]
+        self._sweeper = self._hosts[self.stack.function_for("sweep_waiting_room").logical_id]
+        self._threads.append(threading.Thread(target=self._sweep_forever, name="sweeper", daemon=True))
         for thread in self._threads:
             thread.start()
+
+    def sweep(self) -> Any:
+        """Plays the stack's schedule once: post again what waits, park what is past its horizon."""
+        return self._sweeper.invoke({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}})
+
+    def _sweep_forever(self) -> None:
+        while not self._stopping.wait(self.sweep_interval_seconds):
+            try:
+                self.sweep()
+            except Exception as exc:
+                print(f"waiting-room sweep error: {exc!r}", file=sys.stderr)
 
     def _apply_function_environment(self) -> None:
         """Handlers run in this process, so their environments must agree where they overlap."""

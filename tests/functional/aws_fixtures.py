@@ -38,6 +38,20 @@ def create_table(client: Any, name: str) -> str:
     return name
 
 
+def create_waiting_room(client: Any, name: str = "waiting-room") -> str:
+    """The waiting room as the stack keys it: partition `key`, sort `event_id`."""
+    client.create_table(
+        TableName=name,
+        AttributeDefinitions=[
+            {"AttributeName": "key", "AttributeType": "S"},
+            {"AttributeName": "event_id", "AttributeType": "S"},
+        ],
+        KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}, {"AttributeName": "event_id", "KeyType": "RANGE"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return name
+
+
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsResources]:
     for name, value in {
@@ -52,6 +66,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsResources]:
         dynamodb = boto3.client("dynamodb")
         for table in ("lineage", "ledger", "master-data"):
             create_table(dynamodb, table)
+        create_waiting_room(dynamodb)
         sqs = boto3.client("sqs")
         exception_queue = sqs.create_queue(QueueName="exceptions")["QueueUrl"]
         capture_queue = sqs.create_queue(QueueName="posting")["QueueUrl"]
@@ -78,6 +93,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsResources]:
             "LINEAGE_TABLE_NAME": "lineage",
             "LEDGER_TABLE_NAME": "ledger",
             "MASTER_DATA_TABLE_NAME": "master-data",
+            "WAITING_ROOM_TABLE_NAME": "waiting-room",
+            "POSTING_QUEUE_URL": capture_queue,
+            "CATALOGUE_REQUIRED": "false",
             "EXCEPTION_QUEUE_URL": exception_queue,
             "DEFAULT_LEGAL_ENTITY": "US01",
         }.items():

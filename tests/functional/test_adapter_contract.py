@@ -22,14 +22,14 @@ from billing_sync.domain.errors import ExceptionCategory
 from billing_sync.domain.events import CustomerUpserted
 from billing_sync.domain.lineage import EventRef, LineageRecord, LineageStatus
 from billing_sync.domain.mapping import AccountMapping
-from billing_sync.domain.ports import ClaimState, ErpClient, LineageStore, MasterDataStore
+from billing_sync.domain.ports import ClaimState, ErpClient, LineageStore, MasterDataStore, Version, Waiter, WaitingRoom
 from billing_sync.erp.ledger import DynamoLedgerErpClient, ledger_document_id
 from billing_sync.sources.stripe import StripeNormaliser
-from billing_sync.state.dynamo import DynamoLineageStore, DynamoMasterDataStore
+from billing_sync.state.dynamo import DynamoLineageStore, DynamoMasterDataStore, DynamoWaitingRoom
 from tests.builders import load_event
 from tests.fakes.erp import InMemoryErpClient
-from tests.fakes.stores import InMemoryLineageStore, InMemoryMasterDataStore
-from tests.functional.aws_fixtures import create_table
+from tests.fakes.stores import InMemoryLineageStore, InMemoryMasterDataStore, InMemoryWaitingRoom
+from tests.functional.aws_fixtures import create_table, create_waiting_room
 
 T0 = datetime(2026, 11, 1, 1, 0, 5, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
@@ -268,6 +268,88 @@ def test_customer_exists_per_source_and_id(master_data):
     assert master_data.customer_exists(source="chargebee", customer_id="cus_QfR7xKp2LmN9aT") is False
 
 
+def test_a_payment_adds_to_what_its_invoice_received_exactly_once(erp):
+    # GIVEN the USD invoice posted
+    erp.create_document(invoice_document(canonical("stripe_invoice_finalized"), MAPPING))
+    invoice = erp.find_document("stripe-invoice-in_1QvDDlNx4RkL2mQejBTD4pmw")
+    assert (invoice.total, invoice.currency, invoice.received) == (41623, "USD", 0)
+    assert invoice.customer_external_id == "stripe-customer-cus_QfR7xKp2LmN9aT"
+    payment = payment_document(canonical("stripe_invoice_payment_paid"), MAPPING, invoice=invoice)
+
+    # WHEN its payment is created twice
+    first, second = erp.create_document(payment), erp.create_document(payment)
+
+    # THEN it counts once, and the second answer is the first document with its figures
+    assert (first.created, second.created) == (True, False)
+    assert second.document_id == first.document_id
+    assert (second.total, second.source_event_id) == (41623, payment.source_event_id)
+    assert erp.find_document(invoice.external_id).received == 41623
+
+
+def test_get_document_returns_the_document_as_posted(erp):
+    # GIVEN
+    document = invoice_document(canonical("stripe_invoice_finalized_lifecycle_first"), MAPPING)
+    erp.create_document(document)
+
+    # WHEN / THEN lines (with their service periods) and journal round-trip
+    assert erp.get_document(document.external_id) == document
+    assert erp.get_document("stripe-invoice-in_unknown") is None
+
+
+def test_master_data_records_keep_the_newest_version_then_the_higher_event_id(master_data):
+    # GIVEN a price stored at T0 from evt_b
+    price = {"price_id": "price_1", "product_id": "prod_1", "usage_type": "licensed"}
+    newer = {**price, "usage_type": "metered"}
+    assert master_data.upsert_record(
+        kind="price", source="stripe", record_id="price_1", data=price, version=Version(T0, "evt_b")
+    )
+
+    # WHEN an older update, and one at the same second from a lower event id, arrive
+    stale = Version(T0 - timedelta(seconds=1), "evt_z")
+    same_second_lower = Version(T0, "evt_a")
+
+    # THEN both are recorded as stale and the stored version stays; a newer one is applied
+    assert (
+        master_data.upsert_record(kind="price", source="stripe", record_id="price_1", data=newer, version=stale)
+        is False
+    )
+    assert (
+        master_data.upsert_record(
+            kind="price", source="stripe", record_id="price_1", data=newer, version=same_second_lower
+        )
+        is False
+    )
+    assert master_data.get_record(kind="price", source="stripe", record_id="price_1") == price
+    assert master_data.upsert_record(
+        kind="price", source="stripe", record_id="price_1", data=newer, version=Version(T0, "evt_c")
+    )
+    assert master_data.get_record(kind="price", source="stripe", record_id="price_1") == newer
+    assert master_data.get_record(kind="product", source="stripe", record_id="price_1") is None
+
+
+@pytest.fixture(params=["in_memory", "dynamo"])
+def waiting_room(request: pytest.FixtureRequest) -> WaitingRoom:
+    if request.param == "in_memory":
+        return InMemoryWaitingRoom()
+    client = request.getfixturevalue("dynamodb")
+    return DynamoWaitingRoom(client, create_waiting_room(client))
+
+
+def test_the_waiting_room_holds_by_key_until_dropped(waiting_room):
+    # GIVEN two events waiting for one invoice and one for a customer
+    until = T0 + timedelta(days=3)
+    for key, event_id in (("document:inv-1", "e1"), ("document:inv-1", "e2"), ("customer:stripe:cus_1", "e3")):
+        waiting_room.hold(Waiter(key=key, event_id=event_id, event={"event_id": event_id}, wait_until=until))
+    waiting_room.hold(Waiter(key="document:inv-1", event_id="e1", event={"event_id": "e1"}, wait_until=until))
+
+    # WHEN / THEN they are found by the key they wait for, once each, and leave when dropped
+    assert sorted(w.event_id for w in waiting_room.waiting_for("document:inv-1")) == ["e1", "e2"]
+    waiting_room.drop("document:inv-1", "e1")
+    assert [w.event for w in waiting_room.waiting_for("document:inv-1")] == [{"event_id": "e2"}]
+    assert sorted(w.event_id for w in waiting_room.all_waiting()) == ["e2", "e3"]
+    assert {w.wait_until for w in waiting_room.all_waiting()} == {until}
+
+
 # ---- the embedded ledger's books --------------------------------------------------------------
 
 
@@ -277,9 +359,10 @@ def test_the_ledger_trial_balance_balances_per_currency_after_posting(dynamodb):
     for document in (
         invoice_document(canonical("stripe_invoice_finalized"), MAPPING),
         invoice_document(canonical("stripe_invoice_finalized_jpy"), MAPPING),
-        payment_document(canonical("stripe_invoice_paid"), MAPPING, legal_entity="US01"),
     ):
         ledger.create_document(document)
+    invoice = ledger.find_document("stripe-invoice-in_1QvDDlNx4RkL2mQejBTD4pmw")
+    ledger.create_document(payment_document(canonical("stripe_invoice_payment_paid"), MAPPING, invoice=invoice))
     ledger.create_document(invoice_document(canonical("stripe_invoice_finalized"), MAPPING))
 
     # WHEN
@@ -291,7 +374,7 @@ def test_the_ledger_trial_balance_balances_per_currency_after_posting(dynamodb):
     for row in rows:
         per_currency[row.currency][0] += row.debit
         per_currency[row.currency][1] += row.credit
-    assert dict(per_currency) == {"USD": [43093 + 41623, 43093 + 41623], "JPY": [29400, 29400]}
+    assert dict(per_currency) == {"USD": [41623 + 41623, 41623 + 41623], "JPY": [29400, 29400]}
     by_account = {(row.account, row.currency): (row.debit, row.credit) for row in rows}
     assert by_account[("1200 Accounts Receivable", "USD")] == (41623, 41623)
     assert by_account[("2310 Consumption Tax Payable", "JPY")] == (0, 2673)

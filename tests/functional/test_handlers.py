@@ -6,7 +6,10 @@ import json
 import threading
 import time
 
+from billing_sync.domain.errors import ExceptionCategory
+from billing_sync.domain.lineage import LineageStatus
 from billing_sync.erp.ledger import DynamoLedgerErpClient
+from billing_sync.state.dynamo import DynamoLineageStore
 from billing_sync.handlers import post_to_erp, stripe_partner_events, stripe_webhook
 from billing_sync_ops.lambda_runtime import LocalLambdaContext, api_gateway_event, sqs_event
 from tests.builders import event_payload, load_event, sign_stripe_payload
@@ -105,9 +108,9 @@ def test_partner_bus_event_goes_through_the_same_normaliser(aws: AwsResources) -
     assert json.loads(message["Body"])["detail"]["event_id"] == result["event_id"]
 
 
-def test_posting_batch_reports_only_failed_records(aws: AwsResources) -> None:
+def test_a_payment_before_its_invoice_is_held_by_name_without_burning_a_retry(aws: AwsResources) -> None:
     # GIVEN a batch with a customer, an invoice and a payment for an invoice never sent
-    for name in ("stripe_customer_created", "stripe_invoice_finalized", "stripe_invoice_paid_jpy"):
+    for name in ("stripe_customer_created", "stripe_invoice_finalized", "stripe_invoice_payment_paid_jpy"):
         body, signature = signed(name)
         assert webhook(body, signature)["statusCode"] == 200
     messages = drain(aws.sqs, aws.capture_queue_url)
@@ -116,9 +119,13 @@ def test_posting_batch_reports_only_failed_records(aws: AwsResources) -> None:
     # WHEN the posting function receives the rest as one batch
     rest = [m for m in messages if m not in customer]
     response = post_batch(rest)
-    # THEN only the dependency-pending payment is returned to the queue
-    pending = [m["MessageId"] for m in rest if "payment.settled" in m["Body"]]
-    assert response == {"batchItemFailures": [{"itemIdentifier": pending[0]}]}
+    # THEN nothing returns to the queue: the payment is held in the waiting room by its invoice's name
+    assert response == {"batchItemFailures": []}
+    [held] = aws.dynamodb.scan(TableName="waiting-room")["Items"]
+    assert held["key"]["S"] == "document:stripe-invoice-in_1Qm57qNx4RkL2mQeJoYg6HRn"
+    payment_id = json.loads([m for m in rest if "payment.settled" in m["Body"]][0]["Body"])["detail"]["event_id"]
+    lineage = DynamoLineageStore(aws.dynamodb, "lineage").get(payment_id)
+    assert (lineage.status, lineage.category) == (LineageStatus.WAITING, ExceptionCategory.DEPENDENCY_PENDING)
     count, balanced, _ = DynamoLedgerErpClient(aws.dynamodb, "ledger").trial_balance()
     assert (count, balanced) == (1, True)
 
@@ -150,7 +157,7 @@ def test_concurrent_duplicate_deliveries_on_dynamodb_post_once(aws: AwsResources
     # AND the ledger holds exactly one document and it balances
     count, balanced, rows = DynamoLedgerErpClient(aws.dynamodb, "ledger").trial_balance()
     assert (count, balanced) == (1, True)
-    assert sum(row.debit for row in rows) == 41623 + 1470
+    assert sum(row.debit for row in rows) == 41623
     # AND a redelivery after the workers finished is a no-op
     assert post_batch([invoice]) == {"batchItemFailures": []}
     assert DynamoLedgerErpClient(aws.dynamodb, "ledger").trial_balance()[0] == 1

@@ -104,7 +104,7 @@ def test_canonical_event_on_the_bus_lands_in_the_posting_queue(local_stack, sess
             {
                 "EventBusName": local_stack.outputs["BillingBusName"],
                 "Source": "billing-sync",
-                "DetailType": "subscription.renewed",
+                "DetailType": "usage.rated",
                 "Detail": json.dumps({"event_id": "stripe:evt_local_2"}),
             },
         ]

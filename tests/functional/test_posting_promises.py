@@ -126,7 +126,7 @@ def test_erp_transient_failure_is_retried_then_posted_once(harness: PostingHarne
 def test_payment_before_its_invoice_waits_and_posts_after_it(harness: PostingHarness) -> None:
     # GIVEN the payment arrives before its invoice
     invoice = canonical("stripe_invoice_finalized")
-    payment = canonical("stripe_invoice_paid")
+    payment = canonical("stripe_invoice_payment_paid")
     posted_order: list[str] = []
     harness.erp.after_create = lambda document: posted_order.append(document.kind)
     # WHEN the payment is delivered first
@@ -141,15 +141,16 @@ def test_payment_before_its_invoice_waits_and_posts_after_it(harness: PostingHar
     # THEN the payment is posted after the invoice, applied to it
     assert result.status is PostingStatus.POSTED
     assert posted_order == ["invoice", "payment"]
-    payment_doc = harness.erp.documents["stripe-payment-in_1QvDDlNx4RkL2mQejBTD4pmw"]
+    payment_doc = harness.erp.documents["stripe-payment-inpay_1Z9ZRgNx4RkL2mQexR4OYiGf"]
     assert payment_doc.applies_to == ("stripe-invoice-in_1QvDDlNx4RkL2mQejBTD4pmw",)
 
 
 def test_invoice_paid_and_charge_succeeded_make_one_payment_document(harness: PostingHarness) -> None:
     # GIVEN the invoice is posted
     harness.service.post(canonical("stripe_invoice_finalized"))
-    # WHEN Stripe sends both invoice.paid and charge.succeeded for it
-    first = harness.service.post(canonical("stripe_invoice_paid"))
+    # WHEN an endpoint on a pre-basil API version receives both invoice.paid and charge.succeeded for it
+    legacy_paid = {**load_event("stripe_invoice_paid"), "api_version": "2024-06-20"}
+    first = harness.service.post(canonical(legacy_paid))
     second = harness.service.post(canonical("stripe_charge_succeeded"))
     # THEN both are posted against one ERP payment document
     assert first.erp_document_ids == second.erp_document_ids

@@ -361,6 +361,7 @@ def test_invoice_payments_settle_the_sampled_invoices_they_pay():
         if _obj(name)["status"] == "paid":
             paid[_obj(name)["invoice"]].append(_obj(name))
     invoices = {_obj(n)["id"]: _obj(n) for n in INVOICES}
+    settled = {_obj(n)["id"] for n in INVOICES if _obj(n)["status"] == "paid"}
 
     for invoice_id, payments in paid.items():
         # WHEN they are summed against the invoice sample they pay
@@ -371,7 +372,12 @@ def test_invoice_payments_settle_the_sampled_invoices_they_pay():
 
         # THEN they pay exactly its amount due (more only when a payment is an overpayment)
         assert all(p["currency"] == invoice["currency"] for p in payments)
-        assert total_paid > invoice["amount_due"] if overpaid else total_paid == invoice["amount_due"]
+        if overpaid:
+            assert total_paid > invoice["amount_due"]
+        elif invoice_id in settled:
+            assert total_paid == invoice["amount_due"]
+        else:  # no settled sample: paid in full, or in part before a write-off
+            assert total_paid <= invoice["amount_due"]
         if invoice["status"] == "paid":
             assert invoice["amount_paid"] == total_paid
             assert invoice["status_transitions"]["paid_at"] == max(p["status_transitions"]["paid_at"] for p in payments)
@@ -462,6 +468,8 @@ def test_price_sample_belongs_to_a_product_sample_created_before_it(name):
 def test_invoice_lines_reference_sampled_prices_and_products(name):
     # GIVEN an invoice sample and the catalogue samples
     invoice = _obj(name)
+    if invoice["currency"] == "zzz":
+        pytest.skip("the unknown-currency sample is refused before any catalogue lookup; Stripe has no such price")
     prices = _catalogue(PRICES)
     products = _catalogue(PRODUCTS)
 

@@ -18,6 +18,7 @@ from billing_sync.domain.events import (
     CustomerUpsertedEvent,
     EventType,
     InvoiceIssuedEvent,
+    InvoicePaidEvent,
     PaymentSettledEvent,
     derive_event_id,
 )
@@ -68,7 +69,7 @@ def test_the_envelope_carries_schema_version_and_the_derived_id():
     event = FINANCE_EVENT.validate_python(canonical_json("stripe_invoice_finalized"))
 
     # THEN
-    assert event.schema_version == SCHEMA_VERSION == "1.0"
+    assert event.schema_version == SCHEMA_VERSION == "1.1"
     assert event.event_id == derive_event_id("stripe", "evt_1QH6KZNx4RkL2mQemUSGRWS1")
 
 
@@ -130,7 +131,8 @@ def test_a_naive_timestamp_is_refused():
     ("sample", "model"),
     [
         ("stripe_invoice_finalized", InvoiceIssuedEvent),
-        ("stripe_invoice_paid", PaymentSettledEvent),
+        ("stripe_invoice_paid", InvoicePaidEvent),
+        ("stripe_invoice_payment_paid", PaymentSettledEvent),
         ("stripe_customer_created", CustomerUpsertedEvent),
     ],
 )

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import billing_sync
 from billing_sync.domain.errors import ExceptionCategory, MappingError
-from billing_sync.domain.mapping import AccountMapping, AccountRole, MappingContext, MappingRule, RuleMatch
+from billing_sync.domain.mapping import LegalEntity, AccountMapping, AccountRole, MappingContext, MappingRule, RuleMatch
 
 SHIPPED_MAPPING = Path(billing_sync.__file__).parent / "config" / "account_mapping.json"
 
@@ -46,9 +46,11 @@ def test_the_shipped_mapping_loads_and_names_every_role():
     mapping = AccountMapping.model_validate_json(SHIPPED_MAPPING.read_bytes())
 
     # THEN
-    assert mapping.version == "2026-11-01.1"
+    assert mapping.version == "2026-11-27.1"
     assert set(mapping.legal_entities) == set(ENTITIES)
-    assert mapping.legal_entities["JP01"].currencies == ("JPY",)
+    # no entity is restricted: ordinary business (a JPY invoice on the US entity) is never refused
+    assert all(entity.currencies is None for entity in mapping.legal_entities.values())
+    assert mapping.legal_entities["US01"].transacts_in("JPY")
     assert set(mapping.default_accounts) == set(AccountRole)
     assert set(mapping.default_items) == set(REVENUE_CLASSES)
 
@@ -212,3 +214,12 @@ def test_account_choice_follows_specificity_then_file_order(rules, context, role
 
     # WHEN / THEN
     assert mapping.account(role, context) == expected_account(mapping, role, context)
+
+
+def test_an_entity_restricted_to_currencies_transacts_in_those_only():
+    # GIVEN an entity the mapping restricts to JPY
+    entity = LegalEntity(subsidiary="2", name="Example Software KK", currencies=("jpy",))
+
+    # THEN
+    assert entity.transacts_in("JPY")
+    assert not entity.transacts_in("USD")

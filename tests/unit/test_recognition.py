@@ -19,7 +19,13 @@ def test_stripes_worked_example_by_month():
     obligation = Obligation.over(12000, at(2026, 6, 15, 12), at(2026, 10, 13, 12))
 
     # THEN the months carry Stripe's figures
-    assert obligation.by_month() == {(2026, 6): 1600, (2026, 7): 3100, (2026, 8): 3100, (2026, 9): 3000, (2026, 10): 1200}
+    assert obligation.by_month() == {
+        (2026, 6): 1600,
+        (2026, 7): 3100,
+        (2026, 8): 3100,
+        (2026, 9): 3000,
+        (2026, 10): 1200,
+    }
 
 
 def test_a_month_across_february():
@@ -48,7 +54,7 @@ def test_a_point_in_time_obligation_is_earned_on_its_day():
 
 
 @given(
-    amount=st.integers(min_value=-10**9, max_value=10**9),
+    amount=st.integers(min_value=-(10**9), max_value=10**9),
     start=st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2030, 1, 1), timezones=st.just(UTC)),
     length=st.integers(min_value=0, max_value=800),
 )

@@ -27,7 +27,11 @@ DESIGN_V1_EVENT_TYPES = {
     "payment.failed",
     "credit_note.issued",
     "refund.issued",
+    "product.upserted",
+    "price.upserted",
 }
+# Beyond the brief: `invoice.paid` (from API version basil on, a completeness check of the payments booked).
+V1_EVENT_TYPES = DESIGN_V1_EVENT_TYPES | {"invoice.paid"}
 
 REGENERATE = "run `make schemas` and commit schemas/; bump SCHEMA_VERSION (domain/events.py) for an incompatible change"
 
@@ -59,11 +63,11 @@ def test_every_design_event_type_is_declared_with_a_model():
     modelled = {t.value for t in EVENT_MODELS}
 
     # THEN each is declared and modelled, and nothing else is
-    assert declared == DESIGN_V1_EVENT_TYPES
-    assert modelled == DESIGN_V1_EVENT_TYPES
+    assert declared == V1_EVENT_TYPES
+    assert modelled == V1_EVENT_TYPES
 
 
-@pytest.mark.parametrize("event_type", sorted(DESIGN_V1_EVENT_TYPES))
+@pytest.mark.parametrize("event_type", sorted(V1_EVENT_TYPES))
 def test_each_artefact_pins_its_event_type_and_schema_version(event_type):
     # GIVEN the committed artefact of one type
     schema = json.loads((schemas.schema_dir() / f"{event_type}.json").read_text(encoding="utf-8"))
@@ -104,7 +108,7 @@ def test_generation_is_deterministic_and_check_passes_on_its_output(tmp_path):
 
     # THEN the bytes are identical, end in a newline, and the check accepts them
     assert first == second
-    assert len(first) == len(DESIGN_V1_EVENT_TYPES) + 1
+    assert len(first) == len(V1_EVENT_TYPES) + 1
     assert all(text.endswith("}\n") for text in first.values())
     assert schemas.main(["--check", "--root", str(tmp_path)]) == 0
 
@@ -114,8 +118,11 @@ def test_generation_is_deterministic_and_check_passes_on_its_output(tmp_path):
     [
         ("stripe_invoice_finalized", "invoice.issued"),
         ("stripe_invoice_finalized_jpy", "invoice.issued"),
-        ("stripe_invoice_paid", "payment.settled"),
+        ("stripe_invoice_paid", "invoice.paid"),
+        ("stripe_invoice_payment_paid", "payment.settled"),
         ("stripe_charge_succeeded", "payment.settled"),
+        ("stripe_credit_note_created_post_payment", "credit_note.issued"),
+        ("stripe_price_created", "price.upserted"),
         ("stripe_customer_created", "customer.upserted"),
     ],
 )

@@ -12,6 +12,7 @@ from billing_sync.domain.errors import ExceptionCategory, MalformedEventError
 from billing_sync.domain.events import (
     CustomerUpsertedEvent,
     InvoiceIssuedEvent,
+    InvoicePaidEvent,
     PaymentSettledEvent,
     RevenueClass,
     derive_event_id,
@@ -154,25 +155,41 @@ def test_the_envelope_records_source_api_version_and_raw_ref(normaliser):
 # ---- payments ---------------------------------------------------------------------------------
 
 
-def test_invoice_paid_and_charge_succeeded_settle_the_same_payment(normaliser):
-    # GIVEN the two Stripe events that report payment of the USD invoice
-    paid = normalise(normaliser, load_event("stripe_invoice_paid"))
+def legacy(payload: dict[str, Any]) -> dict[str, Any]:
+    """The event as an endpoint pinned to an API version before basil renders it."""
+    return {**copy.deepcopy(payload), "api_version": "2024-06-20"}
+
+
+def test_from_basil_invoice_paid_is_a_completeness_check_not_a_payment(normaliser):
+    # GIVEN invoice.paid rendered in the current API version
+    event = normalise(normaliser, load_event("stripe_invoice_paid"))
+
+    # THEN it checks the payments booked against amount_paid; it is not itself a payment
+    assert isinstance(event, InvoicePaidEvent)
+    assert (event.data.invoice_id, event.data.amount_paid, event.data.currency) == (
+        "in_1QvDDlNx4RkL2mQejBTD4pmw",
+        41623,
+        "USD",
+    )
+
+
+def test_before_basil_invoice_paid_and_charge_succeeded_settle_the_same_payment(normaliser):
+    # GIVEN the two events that report payment of the USD invoice, rendered in a pre-basil version
+    paid = normalise(normaliser, legacy(load_event("stripe_invoice_paid")))
     charged = normalise(normaliser, load_event("stripe_charge_succeeded"))
 
-    # THEN both are payment.settled with one payment key (the invoice id) and the same money,
-    # but stay distinct canonical events
+    # THEN both are payment.settled with one payment key (the invoice id) and the same money
     assert isinstance(paid, PaymentSettledEvent)
     assert isinstance(charged, PaymentSettledEvent)
     assert paid.data.payment_id == charged.data.payment_id == "in_1QvDDlNx4RkL2mQejBTD4pmw"
-    assert paid.data.invoice_id == charged.data.invoice_id
     assert (paid.data.amount, paid.data.currency) == (charged.data.amount, charged.data.currency) == (41623, "USD")
     assert paid.data.settled_at == datetime.fromtimestamp(1793494803, tz=UTC)
     assert paid.event_id != charged.event_id
 
 
-def test_invoice_paid_built_from_any_invoice_settles_its_total(normaliser):
-    # GIVEN an invoice.paid for a generated three-line invoice
-    paid = invoice_paid_event(invoice_event(lines=[(10000, 1000, 900), (5000, 0, 450), (2500, 2500, 0)]))
+def test_before_basil_invoice_paid_built_from_any_invoice_settles_its_total(normaliser):
+    # GIVEN a pre-basil invoice.paid for a generated three-line invoice
+    paid = legacy(invoice_paid_event(invoice_event(lines=[(10000, 1000, 900), (5000, 0, 450), (2500, 2500, 0)])))
 
     # WHEN
     event = normalise(normaliser, paid)
@@ -180,6 +197,94 @@ def test_invoice_paid_built_from_any_invoice_settles_its_total(normaliser):
     # THEN
     assert event.data.amount == 10000 - 1000 + 900 + 5000 + 450 + 0
     assert event.data.payment_id == paid["data"]["object"]["id"]
+
+
+@pytest.mark.parametrize(
+    ("sample", "payment_id", "amount", "overpaid", "channel"),
+    [
+        ("stripe_invoice_payment_paid_partial_1", "inpay_1MDFrQNx4RkL2mQexPMHvxjG", 10000, 0, "processor"),
+        ("stripe_invoice_payment_paid_partial_2", "inpay_1PFbgQNx4RkL2mQexVoahCWH", 4289, 0, "processor"),
+        ("stripe_invoice_payment_paid_out_of_band", "inpay_1eYTopNx4RkL2mQeY6EMOwym", 60403, 0, "out_of_band"),
+        ("stripe_invoice_payment_paid_overpaid", "inpay_1DQECSNx4RkL2mQeW6hniwyL", 73000, 600, "processor"),
+    ],
+)
+def test_each_invoice_payment_is_its_own_payment(normaliser, sample, payment_id, amount, overpaid, channel):
+    # WHEN
+    event = normalise(normaliser, load_event(sample))
+
+    # THEN the InvoicePayment id is the payment key; the customer comes from the invoice at posting
+    assert isinstance(event, PaymentSettledEvent)
+    assert (event.data.payment_id, event.data.amount, event.data.amount_overpaid) == (payment_id, amount, overpaid)
+    assert event.data.channel == channel
+    assert event.data.customer_id is None
+
+
+@pytest.mark.parametrize("bad", ["70000", 700.0, True])
+def test_an_amount_that_is_not_an_integer_is_malformed_never_coerced(normaliser, bad):
+    # GIVEN an invoice payment whose amount is a string, a float or a boolean
+    payload = load_event("stripe_invoice_payment_paid_partial_1")
+    payload["data"]["object"]["amount_paid"] = bad
+
+    # WHEN / THEN
+    with pytest.raises(MalformedEventError, match="amount_paid"):
+        normalise(normaliser, payload)
+
+
+def test_an_invoice_line_amount_as_a_string_is_malformed(normaliser):
+    payload = load_event("stripe_invoice_finalized")
+    payload["data"]["object"]["lines"]["data"][0]["amount"] = "14700"
+    with pytest.raises(MalformedEventError, match="amount"):
+        normalise(normaliser, payload)
+
+
+def test_proration_lines_are_signed_and_taxes_kept_per_rate(normaliser):
+    # WHEN the mid-cycle upgrade is normalised
+    event = normalise(normaliser, load_event("stripe_invoice_finalized_proration_upgrade"))
+
+    # THEN the unused-time credit is a negative proration line, and each line keeps two tax rates
+    assert [(line.amount, line.proration) for line in event.data.lines] == [(-24750, True), (39600, True)]
+    assert {tax.tax_rate for line in event.data.lines for tax in line.taxes} == {
+        "txr_1Fu8X3Nx4RkL2mQecKy4wQUe",
+        "txr_1W68O1Nx4RkL2mQelgaYmm3M",
+    }
+    assert event.data.total == 16075
+
+
+def test_a_customer_credit_balance_is_carried_to_the_invoice(normaliser):
+    event = normalise(normaliser, load_event("stripe_invoice_finalized_renewal_credit_balance"))
+    assert (event.data.starting_balance, event.data.ending_balance) == (-17861, 0)
+    assert (event.data.total, event.data.amount_due, event.data.balance_applied) == (32150, 14289, 17861)
+
+
+def test_a_credit_note_after_payment_splits_refund_and_credit_balance(normaliser):
+    event = normalise(normaliser, load_event("stripe_credit_note_created_post_payment"))
+    note = event.data
+    assert (note.total, note.pre_payment_amount, note.refund_amount, note.credit_balance_amount) == (
+        10717,
+        0,
+        5000,
+        5717,
+    )
+
+
+def test_a_credit_note_before_payment_reduces_the_receivable(normaliser):
+    event = normalise(normaliser, load_event("stripe_credit_note_created_pre_payment"))
+    assert (event.data.total, event.data.pre_payment_amount, event.data.refund_amount) == (3572, 3572, 0)
+
+
+def test_void_and_uncollectible_carry_what_they_reverse_and_what_remains_open(normaliser):
+    voided = normalise(normaliser, load_event("stripe_invoice_voided"))
+    written_off = normalise(normaliser, load_event("stripe_invoice_marked_uncollectible"))
+    assert (voided.event_type, voided.data.total) == ("invoice.voided", 162375)
+    assert (written_off.event_type, written_off.data.amount) == ("invoice.written_off", 44950)
+
+
+def test_products_prices_and_subscriptions_are_master_data(normaliser):
+    price = normalise(normaliser, load_event("stripe_price_created_metered"))
+    subscription = normalise(normaliser, load_event("stripe_customer_subscription_created"))
+    assert (price.event_type, price.data.usage_type) == ("price.upserted", "metered")
+    assert subscription.event_type == "subscription.created"
+    assert subscription.data.items
 
 
 def test_a_charge_without_an_invoice_is_not_used(normaliser):
@@ -205,7 +310,7 @@ def test_customer_created_and_updated_become_customer_upserted(normaliser, sampl
 # ---- not used, and malformed ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("sample", ["stripe_payment_intent_created", "stripe_customer_subscription_created"])
+@pytest.mark.parametrize("sample", ["stripe_payment_intent_created", "stripe_payment_method_attached"])
 def test_an_unsupported_type_returns_none(normaliser, sample):
     # GIVEN a signed event of a type billing-sync does not post
     payload = load_event(sample)
@@ -234,14 +339,13 @@ def test_a_payment_in_an_unknown_currency_is_malformed(normaliser):
         normalise(normaliser, payload)
 
 
-def test_an_invoice_with_more_lines_than_the_event_carries_is_malformed(normaliser):
-    # GIVEN an invoice whose line list is paginated
-    payload = invoice_event()
+def test_an_invoice_with_more_lines_than_the_event_carries_is_marked_incomplete(normaliser):
+    # GIVEN an invoice whose embedded line list is truncated
+    payload = load_event("stripe_invoice_finalized")
     payload["data"]["object"]["lines"]["has_more"] = True
 
-    # WHEN / THEN
-    with pytest.raises(MalformedEventError, match="has more lines than the event carries"):
-        normalise(normaliser, payload)
+    # WHEN / THEN it is normalised but says so; posting never books it from part of its lines
+    assert normalise(normaliser, payload).data.lines_complete is False
 
 
 def test_an_invoice_missing_a_required_field_is_malformed(normaliser):

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 
-def _utc_date(moment: datetime) -> date:
+def utc_date(moment: datetime) -> date:
+    """The calendar day of `moment` in UTC, whatever offset it carries: books and schedules use UTC days."""
     offset = moment.utcoffset() or timedelta(0)
     return (moment - offset).date()
 
@@ -27,7 +28,7 @@ class Obligation:
 
     @classmethod
     def over(cls, amount: int, period_start: datetime, period_end: datetime) -> Obligation:
-        return cls(amount=amount, start=_utc_date(period_start), end=_utc_date(period_end))
+        return cls(amount=amount, start=utc_date(period_start), end=utc_date(period_end))
 
     @property
     def days(self) -> int:

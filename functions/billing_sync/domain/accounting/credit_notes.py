@@ -1,13 +1,13 @@
 """credit_note.issued: revenue and tax given back, and where the credit goes.
 
-    per line, at its credited price:
-        Dr Deferred revenue      the share of the invoice line not yet earned on the credit date (capped)
-        Dr Revenue               the rest (a line without an invoice line: Dr Contra revenue)
-    per tax rate: Dr Tax payable
-    Cr Accounts receivable       pre-payment amount (reduces what the invoice still asks)
-    Cr Customer credit           amount credited to the customer's balance
-    Cr Refund liability          amount to be refunded (the refund itself is posted by the refund saga)
-    Cr Undeposited funds         amount settled outside the processor
+per line, at its credited price:
+    Dr Deferred revenue      the share of the invoice line not yet earned on the credit date (capped)
+    Dr Revenue               the rest (a line without an invoice line: Dr Contra revenue)
+per tax rate: Dr Tax payable
+Cr Accounts receivable       pre-payment amount (reduces what the invoice still asks)
+Cr Customer credit           amount credited to the customer's balance
+Cr Refund liability          amount to be refunded (the refund itself is posted by the refund saga)
+Cr Undeposited funds         amount settled outside the processor
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from billing_sync.domain.errors import EventValidationError, NothingToPostError
 from billing_sync.domain.events import CreditNoteIssued, CreditNoteIssuedEvent
 from billing_sync.domain.journal import DocumentKind, DocumentLine, ErpDocument, JournalLine
 from billing_sync.domain.mapping import AccountMapping, AccountRole
-from billing_sync.domain.recognition import Obligation
+from billing_sync.domain.recognition import Obligation, utc_date
 
 
 def check_credit_note_totals(note: CreditNoteIssued) -> None:
@@ -62,7 +62,7 @@ def credit_note_document(event: CreditNoteIssuedEvent, mapping: AccountMapping, 
             f"credit note {note.credit_note_id} is in {note.currency} but its invoice is in {invoice.currency}"
         )
     books = Books(mapping, invoice.legal_entity, note.currency)
-    credit_day = note.issued_at.date()
+    credit_day = utc_date(note.issued_at)
     invoice_lines = {line.source_line_id: line for line in invoice.lines if line.source_line_id}
 
     def journal() -> Iterator[JournalLine]:

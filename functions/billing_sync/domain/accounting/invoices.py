@@ -22,7 +22,7 @@ from billing_sync.domain.errors import EventValidationError, NothingToPostError
 from billing_sync.domain.events import InvoiceIssued, InvoiceIssuedEvent, InvoiceLine, TaxAmount
 from billing_sync.domain.journal import DocumentKind, DocumentLine, ErpDocument, JournalLine
 from billing_sync.domain.mapping import AccountMapping, AccountRole
-from billing_sync.domain.recognition import Obligation
+from billing_sync.domain.recognition import Obligation, utc_date
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def invoice_document(
     invoice = event.data
     check_invoice_totals(invoice)
     books = Books(mapping, event.legal_entity, invoice.currency)
-    posting_date = invoice.issued_at.date()
+    posting_date = utc_date(invoice.issued_at)
     classes = line_classes or {}
 
     def line_class(line: InvoiceLine) -> LineClass:
@@ -118,7 +118,9 @@ def invoice_document(
         raise NothingToPostError(f"invoice {invoice.invoice_id} has no value to book")
     lines = tuple(
         DocumentLine(
-            item=books.item(revenue_class=line_class(line).revenue_class, product_family=line_class(line).product_family),
+            item=books.item(
+                revenue_class=line_class(line).revenue_class, product_family=line_class(line).product_family
+            ),
             source_line_id=line.line_id,
             description=line.description,
             amount=line.amount - line.discount,

@@ -6,6 +6,7 @@ from billing_sync.domain.accounting.external_ids import void_external_id
 from billing_sync.domain.errors import DocumentConflictError
 from billing_sync.domain.events import InvoiceVoidedEvent
 from billing_sync.domain.journal import DocumentKind, ErpDocument, JournalLine
+from billing_sync.domain.recognition import utc_date
 
 
 def void_document(event: InvoiceVoidedEvent, *, invoice: ErpDocument) -> ErpDocument:
@@ -24,7 +25,7 @@ def void_document(event: InvoiceVoidedEvent, *, invoice: ErpDocument) -> ErpDocu
         subsidiary=invoice.subsidiary,
         customer_external_id=invoice.customer_external_id,
         currency=invoice.currency,
-        posting_date=voided.voided_at.date(),
+        posting_date=utc_date(voided.voided_at),
         total=invoice.total,
         applies_to=(invoice.external_id,),
         journal=tuple(

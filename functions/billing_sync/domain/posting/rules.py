@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from billing_sync.domain import accounting
-from billing_sync.domain.errors import DependencyPendingError
+from billing_sync.domain.errors import DependencyPendingError, NothingToPostError
 from billing_sync.domain.events import (
     CreditNoteIssuedEvent,
     CustomerUpsertedEvent,
@@ -66,6 +66,7 @@ class PostingRule:
 
 def _invoice(event: InvoiceIssuedEvent, world: Resolver) -> Plan:
     invoice = event.data
+    accounting.check_invoice_totals(invoice)  # an invoice that cannot add up is parked at once, not held
     world.require_customer(event.source, invoice.customer_id)
     if not invoice.lines_complete:
         raise DependencyPendingError(
@@ -84,6 +85,8 @@ def _payment(event: PaymentSettledEvent, world: Resolver) -> Plan:
 
 def _invoice_paid(event: InvoicePaidEvent, world: Resolver) -> Plan:
     paid = event.data
+    if paid.amount_paid == 0:
+        raise NothingToPostError(f"invoice {paid.invoice_id} is paid with nothing to pay")
     invoice = world.require_invoice(event.source, paid.invoice_id)
     if invoice.received < paid.amount_paid:
         raise DependencyPendingError(
@@ -206,7 +209,9 @@ POSTING_RULES: dict[EventType, PostingRule] = {
         ),
         PostingRule(EventType.PAYMENT_FAILED, RuleKind.RECORD, "-", "no journal: recorded in lineage", _payment_failed),
         *(
-            PostingRule(event_type, RuleKind.MASTER_DATA, "-", "no journal: contract data in master data", _subscription)
+            PostingRule(
+                event_type, RuleKind.MASTER_DATA, "-", "no journal: contract data in master data", _subscription
+            )
             for event_type in (
                 EventType.SUBSCRIPTION_CREATED,
                 EventType.SUBSCRIPTION_AMENDED,

@@ -97,9 +97,7 @@ class PostingService:
         self._requeue = requeue
         self._horizon = wait_horizon
         self._outcomes = OutcomeRecorder(lineage=lineage, exceptions=exceptions, clock=clock)
-        self._world = Resolver(
-            erp=erp, master_data=master_data, mapping=mapping, catalogue_required=catalogue_required
-        )
+        self._world = Resolver(erp=erp, master_data=master_data, mapping=mapping, catalogue_required=catalogue_required)
 
     def handle(self, detail: Mapping[str, Any]) -> PostingResult:
         """Posts a canonical event given as JSON data; raises RetryablePostingError to be retried."""
