@@ -38,7 +38,14 @@ from unittest import mock
 from billing_sync_ops.lambda_runtime import LocalLambdaContext, api_gateway_event, sqs_event
 from billing_sync_ops.local_stack import provision, synthesize_template
 from billing_sync_ops.runtime import REPO_ROOT
-from billing_sync_ops.samples import event_payload, invoice_event, invoice_paid_event, load_event, with_event_id
+from billing_sync_ops.samples import (
+    CATALOGUE_OF_BUILT_INVOICES,
+    event_payload,
+    invoice_event,
+    invoice_payment_event,
+    load_event,
+    with_event_id,
+)
 from billing_sync_ops.signing import sign_stripe_payload
 
 HANDLER_MODULES = (
@@ -303,9 +310,12 @@ def customer_event(customer_id: str, event_id: str) -> dict[str, Any]:
 
 
 def stripe_mix(label: str, invoices: int) -> tuple[list[dict], list[dict], list[dict]]:
-    """(customer events, invoice.finalized events, invoice.paid events), all with distinct ids."""
+    """(master data: product, price and customer events; invoice.finalized events; invoice_payment.paid
+    events), all with distinct ids."""
     customers = [f"cus_{label}{n:05d}" for n in range(-(-invoices // INVOICES_PER_CUSTOMER))]
-    customer_events = [customer_event(customer, f"evt_{label}cus{n:05d}") for n, customer in enumerate(customers)]
+    customer_events = [load_event(name) for name in CATALOGUE_OF_BUILT_INVOICES] + [
+        customer_event(customer, f"evt_{label}cus{n:05d}") for n, customer in enumerate(customers)
+    ]
     invoice_events = [
         invoice_event(
             invoice_id=f"in_{label}{n:05d}",
@@ -315,7 +325,7 @@ def stripe_mix(label: str, invoices: int) -> tuple[list[dict], list[dict], list[
         )
         for n in range(invoices)
     ]
-    payment_events = [invoice_paid_event(event) for event in invoice_events]
+    payment_events = [invoice_payment_event(event) for event in invoice_events]
     return customer_events, invoice_events, payment_events
 
 
@@ -492,8 +502,10 @@ def _check_books(names: Mapping[str, str], documents: int, lineage_posted: int) 
 def count_ddb_writes(invoices: int = 200) -> dict[str, Any]:
     """DynamoDB write requests of the posting service for customers, then invoices, then their payments."""
     customer_events, invoice_events, payment_events = stripe_mix("ddb", invoices)
+    catalogue = len(CATALOGUE_OF_BUILT_INVOICES)
     phases = {
-        "customer": canonical_details(customer_events),
+        "catalogue": canonical_details(customer_events[:catalogue]),
+        "customer": canonical_details(customer_events[catalogue:]),
         "invoice": canonical_details(invoice_events),
         "payment": canonical_details(payment_events),
     }

@@ -210,3 +210,34 @@ def invoice_paid_event(invoice_event: dict[str, Any], *, event_id: str | None = 
             "idempotency_key": request.get("idempotency_key"),
         }
     return event
+
+
+def invoice_payment_event(
+    invoice_event: dict[str, Any], *, amount: int | None = None, event_id: str | None = None
+) -> dict[str, Any]:
+    """An ``invoice_payment.paid`` event paying the invoice of an ``invoice.finalized`` event.
+
+    Based on ``stripe_invoice_payment_paid.json``; ``amount`` defaults to the invoice's amount due.
+    """
+    event = load_event("stripe_invoice_payment_paid")
+    payment = event["data"]["object"]
+    invoice = invoice_event["data"]["object"]
+    paid = invoice["amount_due"] if amount is None else amount
+    finalized_at = invoice["status_transitions"].get("finalized_at") or invoice["created"]
+    payment.update(
+        id=_derived_id("inpay", invoice["id"], paid),
+        invoice=invoice["id"],
+        currency=invoice["currency"],
+        amount_paid=paid,
+        amount_requested=min(paid, invoice["amount_due"]),
+        created=finalized_at + 2,
+    )
+    payment["status_transitions"] = {"paid_at": finalized_at + 2, "canceled_at": None}
+    payment["payment"] = {"type": "payment_intent", "payment_intent": _derived_id("pi", invoice["id"], paid)}
+    event["created"] = finalized_at + 3
+    event["id"] = event_id if event_id is not None else _derived_id("evt", invoice_event["id"], "inpay", paid)
+    return event
+
+
+CATALOGUE_OF_BUILT_INVOICES = ("stripe_product_created_growth_plan", "stripe_price_created_growth_plan")
+"""The product and price master data that invoices built by `invoice_event` reference."""

@@ -109,6 +109,18 @@ class PostingPipeline(Construct):
                 table.grant_read_write_data(function)
             self.exception_queue.grant_send_messages(function)
             self.posting_queue.grant_send_messages(function)
+            NagSuppressions.add_resource_suppressions(
+                function.role,
+                [
+                    NagPackSuppression(
+                        id="AwsSolutions-IAM5",
+                        reason="grant_read_write_data adds the ledger's indexes (index/*) so the function can "
+                        "query AppliedTo (an invoice's payments); the wildcard covers indexes of that one table only.",
+                        applies_to=[{"regex": "/^Resource::<StateTablesLedger.*\\.Arn>/index/\\*$/g"}],
+                    )
+                ],
+                apply_to_children=True,
+            )
         self.sweep_rule = events.Rule(
             self,
             "SweepWaitingRoomSchedule",

@@ -4,6 +4,8 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
+from billing_sync.erp import APPLIED_TO_INDEX as LEDGER_APPLIED_TO_INDEX
+
 
 class StateTables(Construct):
     """Lineage (idempotency claims and checkpoints), the embedded ERP ledger, master data, the waiting room."""
@@ -12,6 +14,13 @@ class StateTables(Construct):
         super().__init__(scope, construct_id)
         self.lineage = self._table("Lineage")
         self.ledger = self._table("Ledger")
+        # Payments (and other documents) by the invoice they apply to: an invoice's payments in one query.
+        self.ledger.add_global_secondary_index(
+            index_name=LEDGER_APPLIED_TO_INDEX,
+            partition_key=dynamodb.Attribute(name="applied_to", type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.INCLUDE,
+            non_key_attributes=["kind", "total"],
+        )
         self.master_data = self._table("MasterData")
         # Held events by the name of what they wait for: a query per released key, never a scan on a hot path.
         self.waiting_room = self._table(

@@ -12,7 +12,6 @@ from billing_sync.erp.ledger import ledger_document_id
 class InMemoryErpClient:
     def __init__(self) -> None:
         self.documents: dict[str, ErpDocument] = {}
-        self.received: dict[str, int] = {}
         self.customers: dict[str, ErpCustomer] = {}
         self.create_calls = 0
         self.fail_next: list[Exception] = []
@@ -38,7 +37,6 @@ class InMemoryErpClient:
             customer_external_id=document.customer_external_id,
             currency=document.currency,
             total=document.total,
-            received=self.received.get(document.external_id, 0),
             source_event_id=document.source_event_id,
         )
 
@@ -58,10 +56,15 @@ class InMemoryErpClient:
             existing = self.documents.get(document.external_id)
             if existing is None:
                 self.documents[document.external_id] = document
-                if document.kind is DocumentKind.PAYMENT:
-                    for invoice in document.applies_to:
-                        self.received[invoice] = self.received.get(invoice, 0) + document.total
             ref = self._ref(existing or document, created=existing is None)
         if self.after_create is not None:
             self.after_create(document)
         return ref
+
+    def received(self, invoice_external_id: str) -> int:
+        with self._lock:
+            return sum(
+                document.total
+                for document in self.documents.values()
+                if document.kind is DocumentKind.PAYMENT and document.applies_to[:1] == (invoice_external_id,)
+            )

@@ -38,6 +38,27 @@ def create_table(client: Any, name: str) -> str:
     return name
 
 
+def create_ledger(client: Any, name: str = "ledger") -> str:
+    """The ledger as the stack keys it: `pk`, and the AppliedTo index of documents by what they apply to."""
+    client.create_table(
+        TableName=name,
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "applied_to", "AttributeType": "S"},
+        ],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "AppliedTo",
+                "KeySchema": [{"AttributeName": "applied_to", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["kind", "total"]},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return name
+
+
 def create_waiting_room(client: Any, name: str = "waiting-room") -> str:
     """The waiting room as the stack keys it: partition `key`, sort `event_id`."""
     client.create_table(
@@ -64,8 +85,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsResources]:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     with mock_aws():
         dynamodb = boto3.client("dynamodb")
-        for table in ("lineage", "ledger", "master-data"):
+        for table in ("lineage", "master-data"):
             create_table(dynamodb, table)
+        create_ledger(dynamodb)
         create_waiting_room(dynamodb)
         sqs = boto3.client("sqs")
         exception_queue = sqs.create_queue(QueueName="exceptions")["QueueUrl"]

@@ -29,7 +29,7 @@ from billing_sync.state.dynamo import DynamoLineageStore, DynamoMasterDataStore,
 from tests.builders import load_event
 from tests.fakes.erp import InMemoryErpClient
 from tests.fakes.stores import InMemoryLineageStore, InMemoryMasterDataStore, InMemoryWaitingRoom
-from tests.functional.aws_fixtures import create_table, create_waiting_room
+from tests.functional.aws_fixtures import create_ledger, create_table, create_waiting_room
 
 T0 = datetime(2026, 11, 1, 1, 0, 5, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
@@ -93,7 +93,7 @@ def erp(request: pytest.FixtureRequest) -> ErpClient:
     if request.param == "in_memory":
         return InMemoryErpClient()
     client = request.getfixturevalue("dynamodb")
-    return DynamoLedgerErpClient(client, create_table(client, "ledger"))
+    return DynamoLedgerErpClient(client, create_ledger(client))
 
 
 @pytest.fixture(params=["in_memory", "dynamo"])
@@ -272,7 +272,7 @@ def test_a_payment_adds_to_what_its_invoice_received_exactly_once(erp):
     # GIVEN the USD invoice posted
     erp.create_document(invoice_document(canonical("stripe_invoice_finalized"), MAPPING))
     invoice = erp.find_document("stripe-invoice-in_1QvDDlNx4RkL2mQejBTD4pmw")
-    assert (invoice.total, invoice.currency, invoice.received) == (41623, "USD", 0)
+    assert (invoice.total, invoice.currency, erp.received(invoice.external_id)) == (41623, "USD", 0)
     assert invoice.customer_external_id == "stripe-customer-cus_QfR7xKp2LmN9aT"
     payment = payment_document(canonical("stripe_invoice_payment_paid"), MAPPING, invoice=invoice)
 
@@ -283,7 +283,7 @@ def test_a_payment_adds_to_what_its_invoice_received_exactly_once(erp):
     assert (first.created, second.created) == (True, False)
     assert second.document_id == first.document_id
     assert (second.total, second.source_event_id) == (41623, payment.source_event_id)
-    assert erp.find_document(invoice.external_id).received == 41623
+    assert erp.received(invoice.external_id) == 41623
 
 
 def test_get_document_returns_the_document_as_posted(erp):
@@ -355,7 +355,7 @@ def test_the_waiting_room_holds_by_key_until_dropped(waiting_room):
 
 def test_the_ledger_trial_balance_balances_per_currency_after_posting(dynamodb):
     # GIVEN the ledger on moto with the USD and JPY invoices posted (and the USD invoice paid)
-    ledger = DynamoLedgerErpClient(dynamodb, create_table(dynamodb, "ledger"))
+    ledger = DynamoLedgerErpClient(dynamodb, create_ledger(dynamodb))
     for document in (
         invoice_document(canonical("stripe_invoice_finalized"), MAPPING),
         invoice_document(canonical("stripe_invoice_finalized_jpy"), MAPPING),
@@ -383,7 +383,7 @@ def test_the_ledger_trial_balance_balances_per_currency_after_posting(dynamodb):
 
 def test_the_ledger_stores_the_journal_it_was_given(dynamodb):
     # GIVEN
-    ledger = DynamoLedgerErpClient(dynamodb, create_table(dynamodb, "ledger"))
+    ledger = DynamoLedgerErpClient(dynamodb, create_ledger(dynamodb))
     document = invoice_document(canonical("stripe_invoice_finalized"), MAPPING)
 
     # WHEN

@@ -9,8 +9,8 @@ import time
 from billing_sync.domain.errors import ExceptionCategory
 from billing_sync.domain.lineage import LineageStatus
 from billing_sync.erp.ledger import DynamoLedgerErpClient
-from billing_sync.state.dynamo import DynamoLineageStore
 from billing_sync.handlers import post_to_erp, stripe_partner_events, stripe_webhook
+from billing_sync.state.dynamo import DynamoLineageStore
 from billing_sync_ops.lambda_runtime import LocalLambdaContext, api_gateway_event, sqs_event
 from tests.builders import event_payload, load_event, sign_stripe_payload
 from tests.functional.aws_fixtures import WEBHOOK_SECRET, AwsResources, drain
@@ -123,7 +123,7 @@ def test_a_payment_before_its_invoice_is_held_by_name_without_burning_a_retry(aw
     assert response == {"batchItemFailures": []}
     [held] = aws.dynamodb.scan(TableName="waiting-room")["Items"]
     assert held["key"]["S"] == "document:stripe-invoice-in_1Qm57qNx4RkL2mQeJoYg6HRn"
-    payment_id = json.loads([m for m in rest if "payment.settled" in m["Body"]][0]["Body"])["detail"]["event_id"]
+    payment_id = json.loads(next(m for m in rest if "payment.settled" in m["Body"])["Body"])["detail"]["event_id"]
     lineage = DynamoLineageStore(aws.dynamodb, "lineage").get(payment_id)
     assert (lineage.status, lineage.category) == (LineageStatus.WAITING, ExceptionCategory.DEPENDENCY_PENDING)
     count, balanced, _ = DynamoLedgerErpClient(aws.dynamodb, "ledger").trial_balance()

@@ -39,7 +39,14 @@ def test_every_accepted_event_has_an_outcome(demo_run) -> None:
     # THEN every 2xx is POSTED, IGNORED or parked with a category: nothing accepted is lost
     reported = {entry["event_id"]: entry for entry in report["events"]}
     assert accepted == set(reported)
-    assert report["totals"] == {"received": 14, "posted": 10, "ignored": 2, "exceptions": 2, "pending": 0}
+    assert report["totals"] == {
+        "received": 64,
+        "posted": 60,
+        "ignored": 2,
+        "exceptions": 2,
+        "pending": 0,
+        "waiting": 0,
+    }
     for entry in reported.values():
         assert (entry["outcome"] == "EXCEPTION") == (entry["category"] in {"MALFORMED", "VALIDATION"})
 
@@ -52,24 +59,67 @@ def test_exceptions_carry_their_category(demo_run) -> None:
     assert entries["evt_3Qd7NINx4RkL2mQeTw1EpPrX"][0]["outcome"] == "IGNORED"
 
 
+def balance(report: dict, account_prefix: str, currency: str) -> int:
+    """Debits minus credits of one account in one currency."""
+    return sum(
+        row["debit"] - row["credit"]
+        for row in report["ledger"]["trial_balance"]
+        if row["account"].startswith(account_prefix) and row["currency"] == currency
+    )
+
+
 def test_ledger_balances_and_holds_each_document_once(demo_run) -> None:
     _, _, report = demo_run
     ledger = report["ledger"]
-    # THEN 3 invoices + 2 payments: the duplicate delivery and the second payment event added nothing
+    # THEN 12 invoices, 10 payments, 2 credit notes, 1 void and 1 write-off, each once: the redelivered
+    # invoice and the invoice.paid checks added nothing
     assert ledger["balanced"] is True
-    assert ledger["documents"] == 5
-    for currency in ("USD", "JPY", "KWD"):
+    assert ledger["documents"] == 12 + 10 + 2 + 1 + 1
+    for currency in ("USD", "JPY", "KWD", "EUR"):
         rows = [row for row in ledger["trial_balance"] if row["currency"] == currency]
         assert sum(row["debit"] for row in rows) == sum(row["credit"] for row in rows)
-    receivable_usd = next(
-        row for row in ledger["trial_balance"] if row["account"].startswith("1200") and row["currency"] == "USD"
-    )
-    assert receivable_usd == {"account": "1200 Accounts Receivable", "currency": "USD", "debit": 41623, "credit": 41623}
+
+
+def test_the_books_end_where_stripe_leaves_the_customers(demo_run) -> None:
+    _, _, report = demo_run
+    # THEN receivables are what Stripe still asks: only the June renewal (26433) less its credit note (3572)
+    assert balance(report, "1200", "USD") == 26433 - 3572
+    for currency in ("JPY", "KWD", "EUR"):
+        assert balance(report, "1200", currency) == 0
+    # AND the customer balance: the downgrade's credit (17861) was used by the renewal; the credit note
+    # after payment credited 5717, used by the June invoice; the EUR overpayment left 600 of credit
+    assert balance(report, "2200", "USD") == 0
+    assert balance(report, "2200", "EUR") == -600
+    # AND cash: paid outside Stripe to undeposited funds, the rest to Stripe clearing; 5000 to refund
+    assert balance(report, "1160", "USD") == 60403
+    assert balance(report, "1150", "USD") == 10000 + 4289 + 16075 + 20000 + 41623
+    assert balance(report, "2250", "USD") == -5000
+    # AND the write-off is what remained open on the uncollectible invoice
+    assert balance(report, "6500", "USD") == 44950
+    # AND a JPY invoice on the US entity posted (no currency restriction)
     entries = by_source_event(report)
-    assert (
-        entries["evt_1QfN1UNx4RkL2mQew0eZo5Ib"][0]["erp_documents"]
-        == entries["evt_3QJqhyNx4RkL2mQeXuKskkkA"][0]["erp_documents"]
-    )
+    jpy_us = load_event("stripe_invoice_finalized_jpy_us")["id"]
+    assert entries[jpy_us][0]["outcome"] == "POSTED"
+
+
+def test_the_subscription_lifecycle_posted_although_sent_out_of_order(demo_run) -> None:
+    _, _, report = demo_run
+    entries = by_source_event(report)
+    # GIVEN the lifecycle was sent with payments before invoices and invoices before their catalogue
+    for name in (
+        "stripe_invoice_payment_paid_partial_2",
+        "stripe_invoice_finalized_lifecycle_first",
+        "stripe_credit_note_created_post_payment",
+        "stripe_invoice_finalized_proration_downgrade",
+        "stripe_invoice_paid_lifecycle_renewal",
+    ):
+        # THEN each posted (waiting by name, never parked)
+        [entry] = entries[load_event(name)["id"]]
+        assert entry["outcome"] == "POSTED", (name, entry)
+    # AND the completeness check says the two partial payments cover the renewal
+    [paid] = entries[load_event("stripe_invoice_paid_lifecycle_renewal")["id"]]
+    assert paid["erp_documents"] == []
+    assert paid["reason"] == "complete: payments booked 14289 cover amount paid 14289"
 
 
 def test_refused_webhooks_store_nothing(demo_run) -> None:
@@ -90,7 +140,7 @@ def test_refused_webhooks_store_nothing(demo_run) -> None:
         runtime.webhook_url, garbage, sign_stripe_payload(garbage, runtime.webhook_secret, int(time.time()))
     )
     assert (status, answer["error"]) == (400, "malformed_json")
-    assert collect_report(runtime)["totals"]["received"] == 14
+    assert collect_report(runtime)["totals"]["received"] == 64
 
 
 def test_report_is_json_serialisable_with_the_documented_keys(demo_run) -> None:

@@ -85,9 +85,16 @@ def test_serve_processes_webhooks_and_reports_on_sigterm(tmp_path: Path) -> None
         )
         assert sent.returncode == 0, sent.stdout + sent.stderr
         assert sent.stdout.startswith("200 ")
-        body = event_payload(load_event("stripe_invoice_finalized"))
-        status, answer = post_webhook(url, body, sign_stripe_payload(body, SECRET, int(time.time())))
-        assert status == 200, answer
+        for name in (
+            "stripe_invoice_finalized",  # before its catalogue: it waits for its prices and products by name
+            "stripe_product_created_growth_plan",
+            "stripe_price_created_growth_plan",
+            "stripe_product_created_onboarding",
+            "stripe_price_created_onboarding",
+        ):
+            body = event_payload(load_event(name))
+            status, answer = post_webhook(url, body, sign_stripe_payload(body, SECRET, int(time.time())))
+            assert status == 200, answer
         # AND the server is stopped with SIGTERM
         process.send_signal(signal.SIGTERM)
         try:
@@ -102,6 +109,13 @@ def test_serve_processes_webhooks_and_reports_on_sigterm(tmp_path: Path) -> None
     # THEN it drained the work in flight and wrote the report
     assert process.returncode == 0
     report = json.loads(report_path.read_text())
-    assert report["totals"] == {"received": 2, "posted": 2, "ignored": 0, "exceptions": 0, "pending": 0}
+    assert report["totals"] == {
+        "received": 6,
+        "posted": 6,
+        "ignored": 0,
+        "exceptions": 0,
+        "pending": 0,
+        "waiting": 0,
+    }
     assert report["ledger"]["documents"] == 1 and report["ledger"]["balanced"] is True
     assert "billing-sync local run" in stdout

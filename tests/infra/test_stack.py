@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from aws_cdk.assertions import Match
 
+from billing_sync.domain.posting.rules import POSTED_EVENT_TYPES, POSTING_RULES
 from tests.infra.conftest import PARTNER_BUS_NAME, SynthesisedStack
 
 pytestmark = pytest.mark.infra
@@ -106,7 +107,12 @@ def test_tables_have_pk_pitr_sse_on_demand_and_are_retained(synthesised):
     assert tables
     for logical_id, table in tables.items():
         properties = table["Properties"]
-        assert properties["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}], logical_id
+        expected_keys = (
+            [{"AttributeName": "key", "KeyType": "HASH"}, {"AttributeName": "event_id", "KeyType": "RANGE"}]
+            if "WaitingRoom" in logical_id
+            else [{"AttributeName": "pk", "KeyType": "HASH"}]
+        )
+        assert properties["KeySchema"] == expected_keys, logical_id
         assert properties["BillingMode"] == "PAY_PER_REQUEST"
         assert properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
         assert properties["SSESpecification"]["SSEEnabled"] is True
@@ -199,11 +205,40 @@ def test_billing_bus_rule_sends_canonical_events_to_the_posting_queue(synthesise
             "EventBusName": {"Ref": bus_id},
             "EventPattern": {
                 "source": ["billing-sync"],
-                "detail-type": ["invoice.issued", "payment.settled", "customer.upserted"],
+                "detail-type": list(POSTED_EVENT_TYPES),
             },
             "Targets": [Match.object_like({"Arn": {"Fn::GetAtt": [posting_queue_id, "Arn"]}})],
         },
     )
+
+
+def test_the_bus_rule_routes_exactly_the_types_the_posting_registry_handles(synthesised):
+    # GIVEN the rule that feeds the posting queue
+    [rule] = [
+        rule
+        for rule in synthesised.resources("AWS::Events::Rule").values()
+        if "EventPattern" in rule["Properties"] and rule["Properties"]["EventPattern"].get("source") == ["billing-sync"]
+    ]
+    routed = set(rule["Properties"]["EventPattern"]["detail-type"])
+
+    # THEN infra and the registry agree, and every type the Stripe normaliser produces is routed
+    assert routed == {rule.event_type.value for rule in POSTING_RULES.values()}
+    assert {"invoice.issued", "payment.settled", "credit_note.issued", "invoice.voided"} <= routed
+
+
+def test_the_waiting_room_is_swept_on_a_schedule_by_its_own_function(synthesised):
+    synthesised.template.has_resource_properties(
+        "AWS::Events::Rule", {"ScheduleExpression": "rate(15 minutes)", "State": "ENABLED"}
+    )
+    sweeper = [
+        f
+        for f in synthesised.resources("AWS::Lambda::Function").values()
+        if f["Properties"]["Handler"].endswith("sweep_waiting_room.lambda_handler")
+    ]
+    assert len(sweeper) == 1
+    variables = sweeper[0]["Properties"]["Environment"]["Variables"]
+    assert variables["WAIT_HORIZON_SECONDS"] == str(3 * 24 * 3600)
+    assert variables["CATALOGUE_REQUIRED"] == "true"
 
 
 def test_each_function_has_its_own_role(synthesised):

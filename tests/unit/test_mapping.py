@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import billing_sync
 from billing_sync.domain.errors import ExceptionCategory, MappingError
-from billing_sync.domain.mapping import LegalEntity, AccountMapping, AccountRole, MappingContext, MappingRule, RuleMatch
+from billing_sync.domain.mapping import AccountMapping, AccountRole, LegalEntity, MappingContext, MappingRule, RuleMatch
 
 SHIPPED_MAPPING = Path(billing_sync.__file__).parent / "config" / "account_mapping.json"
 

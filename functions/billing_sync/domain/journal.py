@@ -110,8 +110,8 @@ class ErpCustomer(_Model):
 class ErpRef(_Model):
     """Where a document lives in the ERP. `created` is False when it already existed.
 
-    The figures (`total`, `currency`, `received`: payments applied so far) let posting compare a second
-    version of a document and check an invoice's payments without reading the whole document.
+    Its figures (`total`, `currency`, the event it was posted from) let posting compare a second version
+    of a document without reading the whole document.
     """
 
     external_id: str
@@ -121,7 +121,6 @@ class ErpRef(_Model):
     customer_external_id: str | None = None
     currency: str | None = None
     total: int | None = None
-    received: int = 0
     source_event_id: str | None = None
 
 

@@ -1,8 +1,8 @@
 """Account mapping rules: versioned data that picks accounts, ERP items and subsidiaries.
 
-Rules match on legal entity, revenue class, product family, tax rate (jurisdiction), region and channel. The most specific
-matching rule wins for each account role; the defaults apply when no rule names a role. A role no rule
-or default provides is a MAPPING exception, not a crash.
+Rules match on legal entity, revenue class, product family, tax rate (jurisdiction), region and
+channel. The most specific matching rule wins for each account role; the defaults apply when no rule
+names a role. A role no rule or default provides is a MAPPING exception, not a crash.
 """
 
 from __future__ import annotations

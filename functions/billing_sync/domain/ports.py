@@ -22,7 +22,7 @@ class ErpClient(Protocol):
     def upsert_customer(self, customer: ErpCustomer) -> ErpRef: ...
 
     def find_document(self, external_id: str) -> ErpRef | None:
-        """Where the document lives and its figures (total, currency, payments received so far)."""
+        """Where the document lives and its figures (total, currency, the event it was posted from)."""
         ...
 
     def get_document(self, external_id: str) -> ErpDocument | None:
@@ -30,11 +30,11 @@ class ErpClient(Protocol):
         ...
 
     def create_document(self, document: ErpDocument) -> ErpRef:
-        """Creates the document unless one with its external id exists; then returns that one.
+        """Creates the document unless one with its external id exists; then returns that one."""
+        ...
 
-        A payment (kind PAYMENT) also adds its amount to what its invoice (`applies_to`) has received,
-        in the same atomic write, so it is counted exactly once.
-        """
+    def received(self, invoice_external_id: str) -> int:
+        """What the payments applied to the invoice add up to (each payment document counted once)."""
         ...
 
 

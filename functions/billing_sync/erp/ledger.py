@@ -28,8 +28,10 @@ from billing_sync.domain.journal import (
     imbalances,
     trial_balance,
 )
+from billing_sync.erp import APPLIED_TO_INDEX
 
 _DOCUMENT = "DOC#"
+
 _CUSTOMER = "CUSTOMER#"
 
 
@@ -58,18 +60,12 @@ class DynamoLedgerErpClient:
         document_id = ledger_document_id(document.external_id)
         item = _document_item(document, document_id)
         try:
-            if document.kind is DocumentKind.PAYMENT and document.applies_to:
-                self._put_payment(item, document)
-            else:
-                self._client.put_item(
-                    TableName=self._table,
-                    Item=item,
-                    ConditionExpression="attribute_not_exists(pk)",
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )
-        except _AlreadyPostedError:
-            existing = self._get_item(document.external_id, consistent=True) or item
-            return _ref(document.external_id, existing, created=False)
+            self._client.put_item(
+                TableName=self._table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(pk)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
                 return _ref(document.external_id, item_on_condition_failure(exc) or item, created=False)
@@ -78,49 +74,29 @@ class DynamoLedgerErpClient:
             raise _translate(exc, f"create {document.external_id}") from exc
         return _ref(document.external_id, item, created=True)
 
-    def _put_payment(self, item: dict[str, Any], document: ErpDocument) -> None:
-        """The payment and what its invoice has received, in one transaction: counted exactly once."""
+    def received(self, invoice_external_id: str) -> int:
+        """Sums the payments applied to the invoice through the `AppliedTo` index (one query, no extra write)."""
         try:
-            self._client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self._table,
-                            "Item": item,
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self._table,
-                            "Key": {"pk": {"S": _DOCUMENT + document.applies_to[0]}},
-                            "UpdateExpression": "ADD received :amount",
-                            "ConditionExpression": "attribute_exists(pk)",
-                            "ExpressionAttributeValues": {":amount": {"N": str(document.total)}},
-                        }
-                    },
-                ]
+            pages = self._client.get_paginator("query").paginate(
+                TableName=self._table,
+                IndexName=APPLIED_TO_INDEX,
+                KeyConditionExpression="applied_to = :invoice",
+                FilterExpression="kind = :payment",
+                ExpressionAttributeValues={
+                    ":invoice": {"S": invoice_external_id},
+                    ":payment": {"S": DocumentKind.PAYMENT.value},
+                },
             )
-        except ClientError as exc:
-            if error_code(exc) != "TransactionCanceledException":
-                raise
-            reasons = [reason.get("Code") for reason in exc.response.get("CancellationReasons", [])]
-            if reasons[:1] == ["ConditionalCheckFailed"]:
-                raise _AlreadyPostedError from exc
-            if reasons[1:2] == ["ConditionalCheckFailed"]:
-                raise ErpRejectedError(
-                    f"payment {document.external_id} applies to {document.applies_to[0]}, which the ledger does "
-                    "not hold",
-                    erp_code="InvoiceNotFound",
-                ) from exc
-            raise
+            return sum(int(item["total"]["N"]) for page in pages for item in page["Items"])
+        except (BotoCoreError, ClientError) as exc:
+            raise _translate(exc, f"sum the payments of {invoice_external_id}") from exc
 
     def find_document(self, external_id: str) -> ErpRef | None:
         try:
             item = self._get_item(
                 external_id,
                 consistent=True,
-                projection="document_id, legal_entity, customer, currency, #total, received, source_event_id",
+                projection="document_id, legal_entity, customer, currency, #total, source_event_id",
             )
         except (BotoCoreError, ClientError) as exc:
             raise _translate(exc, f"look up {external_id}") from exc
@@ -182,10 +158,6 @@ class DynamoLedgerErpClient:
         return len(journals), balanced, trial_balance(journals)
 
 
-class _AlreadyPostedError(Exception):
-    """A document with this external id exists (the conditional put inside a transaction failed)."""
-
-
 def _document_item(document: ErpDocument, document_id: str) -> dict[str, Any]:
     item: dict[str, Any] = {
         "pk": {"S": _DOCUMENT + document.external_id},
@@ -205,6 +177,8 @@ def _document_item(document: ErpDocument, document_id: str) -> dict[str, Any]:
     }
     if document.memo:
         item["memo"] = {"S": document.memo}
+    if document.applies_to:
+        item["applied_to"] = {"S": document.applies_to[0]}
     return item
 
 
@@ -220,7 +194,6 @@ def _ref(external_id: str, item: dict[str, Any], *, created: bool) -> ErpRef:
         customer_external_id=text("customer"),
         currency=text("currency"),
         total=int(item["total"]["N"]) if "total" in item else None,
-        received=int(item.get("received", {}).get("N", "0")),
         source_event_id=text("source_event_id"),
     )
 

@@ -17,7 +17,6 @@ from billing_sync.domain.events import (
     CreditNoteIssuedEvent,
     CustomerUpsertedEvent,
     EventType,
-    FinanceEvent,
     InvoiceIssuedEvent,
     InvoicePaidEvent,
     InvoiceVoidedEvent,
@@ -26,6 +25,10 @@ from billing_sync.domain.events import (
     PaymentSettledEvent,
     PriceUpsertedEvent,
     ProductUpsertedEvent,
+    SubscriptionAmendedEvent,
+    SubscriptionCancelledEvent,
+    SubscriptionCreatedEvent,
+    SubscriptionRenewedEvent,
 )
 from billing_sync.domain.journal import ErpCustomer, ErpDocument
 from billing_sync.domain.posting.resolver import Resolver, customer_key, payments_key, record_key
@@ -88,13 +91,14 @@ def _invoice_paid(event: InvoicePaidEvent, world: Resolver) -> Plan:
     if paid.amount_paid == 0:
         raise NothingToPostError(f"invoice {paid.invoice_id} is paid with nothing to pay")
     invoice = world.require_invoice(event.source, paid.invoice_id)
-    if invoice.received < paid.amount_paid:
+    received = world.erp.received(invoice.external_id)
+    if received < paid.amount_paid:
         raise DependencyPendingError(
             f"invoice {invoice.external_id} is paid {paid.amount_paid} at the source but payments of "
-            f"{invoice.received} are booked",
+            f"{received} are booked",
             key=payments_key(invoice.external_id),
         )
-    return Plan(note=f"complete: payments booked {invoice.received} cover amount paid {paid.amount_paid}")
+    return Plan(note=f"complete: payments booked {received} cover amount paid {paid.amount_paid}")
 
 
 def _credit_note(event: CreditNoteIssuedEvent, world: Resolver) -> Plan:
@@ -136,8 +140,13 @@ def _price(event: PriceUpsertedEvent, world: Resolver) -> Plan:
     )
 
 
-def _subscription(event: FinanceEvent, world: Resolver) -> Plan:
-    subscription = event.data  # type: ignore[union-attr]
+SubscriptionEvent = (
+    SubscriptionCreatedEvent | SubscriptionAmendedEvent | SubscriptionRenewedEvent | SubscriptionCancelledEvent
+)
+
+
+def _subscription(event: SubscriptionEvent, world: Resolver) -> Plan:
+    subscription = event.data
     return Plan(
         master_data=MasterDataUpdate(
             "subscription",

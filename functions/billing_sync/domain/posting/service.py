@@ -185,10 +185,11 @@ class PostingService:
                 raise _HorizonPassedError(
                     f"{pending.reason}; still missing after {self._horizon} (waited for {pending.key})"
                 ) from pending
-            assert pending.key is not None
+            held_key = pending.key
+            assert held_key is not None
             self._waiting.hold(
                 Waiter(
-                    key=pending.key,
+                    key=held_key,
                     event_id=event.event_id,
                     event=event.model_dump(mode="json"),
                     wait_until=first_seen + self._horizon,
@@ -206,13 +207,13 @@ class PostingService:
                         reason=f"waiting for {pending.key}: {pending.reason}",
                         now=self._clock(),
                     )
-                    return _Held(pending.key)
-                self._waiting.drop(pending.key, event.event_id)
+                    return _Held(held_key)
+                self._waiting.drop(held_key, event.event_id)
                 if again.key is None:
                     raise
                 pending = again
                 continue
-            self._waiting.drop(pending.key, event.event_id)
+            self._waiting.drop(held_key, event.event_id)
             return plan
 
     def _release(self, keys: tuple[str, ...]) -> None:

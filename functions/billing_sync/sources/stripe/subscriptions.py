@@ -28,7 +28,7 @@ def subscription_changed(
     period_start = subscription.current_period_start or next((i.current_period_start for i in items), None)
     period_end = subscription.current_period_end or next((i.current_period_end for i in items), None)
     model = _EVENTS[envelope.event.type]
-    return model(
+    return model(  # type: ignore[return-value]
         **envelope.fields(subscription.metadata),
         data=SubscriptionChange(
             subscription_id=subscription.id,
