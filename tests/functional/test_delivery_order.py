@@ -14,6 +14,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from billing_sync.domain.events import FinanceEvent
 from billing_sync.domain.journal import DocumentKind
@@ -174,3 +176,26 @@ def test_replaying_the_whole_history_in_another_order_leaves_the_ledger_unchange
     assert set(statuses) <= {PostingStatus.DUPLICATE, PostingStatus.POSTED}
     assert ledger_snapshot(world) == before
     assert world.erp.create_calls == creates
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rng=st.randoms(use_true_random=False), replays=st.integers(min_value=1, max_value=3))
+def test_any_delivery_order_and_any_number_of_replays_give_the_same_books(rng: random.Random, replays: int) -> None:
+    # GIVEN the first invoices of the history, posted in dependency order as the reference books
+    payloads, _ = stripe_history()
+    events = [canonical(payload) for payload in payloads[: len(CATALOGUE_OF_BUILT_INVOICES) + CUSTOMERS + 4 * 8]]
+    reference = World()
+    for event in events:
+        reference.service.post(event)
+    assert not reference.waiting_room.all_waiting()
+
+    # WHEN the same events arrive in a random order, replayed whole a random number of times
+    world = World()
+    for _ in range(replays):
+        shuffled = list(events)
+        rng.shuffle(shuffled)
+        deliver(world, shuffled, rng)
+
+    # THEN the books are the ones posted in order
+    assert ledger_snapshot(world) == ledger_snapshot(reference)
+    assert world.waiting_room.all_waiting() == []

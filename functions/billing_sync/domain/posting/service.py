@@ -28,7 +28,7 @@ from billing_sync.domain.errors import (
     PermanentPostingError,
     RetryablePostingError,
 )
-from billing_sync.domain.events import FINANCE_EVENT, FinanceEvent
+from billing_sync.domain.events import FINANCE_EVENT, CustomerUpsertedEvent, FinanceEvent
 from billing_sync.domain.journal import ErpDocument, ErpRef
 from billing_sync.domain.lineage import EventRef, LineageStatus
 from billing_sync.domain.mapping import AccountMapping
@@ -45,7 +45,7 @@ from billing_sync.domain.ports import (
     WaitingRoom,
 )
 from billing_sync.domain.posting.resolver import Resolver, document_key
-from billing_sync.domain.posting.rules import POSTING_RULES, Plan, PostingRule, RuleKind
+from billing_sync.domain.posting.rules import POSTING_RULES, MasterDataUpdate, Plan, PostingRule, RuleKind
 
 DEFAULT_WAIT_HORIZON = timedelta(days=3)
 """Stripe retries a webhook for up to three days; a dependency missing longer than that needs a person."""
@@ -242,24 +242,11 @@ class PostingService:
         document_ids: tuple[str, ...] = ()
         reason = plan.note
         update = plan.master_data
-        if update is not None:
-            version = Version(as_of=event.occurred_at, source_event_id=event.source_event_id)
-            if update.kind == "customer":
-                fresh = self._master_data.upsert_customer(
-                    source=event.source,
-                    customer=event.data,  # type: ignore[arg-type]
-                    legal_entity=event.legal_entity,
-                    as_of=event.occurred_at,
-                    version=event.source_event_id,
-                )
-            else:
-                fresh = self._master_data.upsert_record(
-                    kind=update.kind, source=event.source, record_id=update.record_id, data=update.data, version=version
-                )
-            if not fresh:
-                reason = f"superseded: a newer version of the {update.kind} is already stored"
-            elif update.customer is not None:
-                document_ids = (self._erp.upsert_customer(update.customer).document_id,)
+        fresh = update is None or self._store(event, update)
+        if update is not None and not fresh:
+            reason = f"superseded: a newer version of the {update.kind} is already stored"
+        elif update is not None and update.customer is not None:
+            document_ids = (self._erp.upsert_customer(update.customer).document_id,)
         self._outcomes.settled(
             ref,
             status=LineageStatus.POSTED,
@@ -269,9 +256,24 @@ class PostingService:
             checkpoints=_checkpoints(event),
             document_ids=document_ids,
         )
-        if update is None or reason == plan.note:
+        if fresh:
             self._release(plan.provides)
         return PostingResult(event.event_id, PostingStatus.POSTED, document_ids)
+
+    def _store(self, event: FinanceEvent, update: MasterDataUpdate) -> bool:
+        """Stores the record unless a newer version is stored; False when this one is stale."""
+        if isinstance(event, CustomerUpsertedEvent):
+            return self._master_data.upsert_customer(
+                source=event.source,
+                customer=event.data,
+                legal_entity=event.legal_entity,
+                as_of=event.occurred_at,
+                version=event.source_event_id,
+            )
+        version = Version(as_of=event.occurred_at, source_event_id=event.source_event_id)
+        return self._master_data.upsert_record(
+            kind=update.kind, source=event.source, record_id=update.record_id, data=update.data, version=version
+        )
 
     # ---- outcomes ----
 
