@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -20,7 +18,7 @@ from hypothesis import strategies as st
 from billing_sync.domain.events import FinanceEvent
 from billing_sync.domain.journal import DocumentKind
 from billing_sync.domain.lineage import LineageStatus
-from billing_sync.domain.posting import PostingService, PostingStatus
+from billing_sync.domain.posting import PostingStatus
 from billing_sync_ops.samples import (
     CATALOGUE_OF_BUILT_INVOICES,
     invoice_event,
@@ -29,45 +27,15 @@ from billing_sync_ops.samples import (
     load_event,
     with_event_id,
 )
-from tests.fakes.erp import InMemoryErpClient
-from tests.fakes.stores import (
-    InMemoryExceptionQueue,
-    InMemoryLineageStore,
-    InMemoryMasterDataStore,
-    InMemoryPostingQueue,
-    InMemoryWaitingRoom,
-)
-from tests.functional.posting_harness import CLAIM_LEASE, Clock, canonical, mapping
+from tests.functional.posting_harness import WaitingHarness, canonical
 
 CUSTOMERS = 24
 INVOICES = 120
 RECEIVABLE = "1200 Accounts Receivable"
 
 
-@dataclass
-class World:
-    erp: InMemoryErpClient = field(default_factory=InMemoryErpClient)
-    lineage: InMemoryLineageStore = field(default_factory=InMemoryLineageStore)
-    master_data: InMemoryMasterDataStore = field(default_factory=InMemoryMasterDataStore)
-    exceptions: InMemoryExceptionQueue = field(default_factory=InMemoryExceptionQueue)
-    waiting_room: InMemoryWaitingRoom = field(default_factory=InMemoryWaitingRoom)
-    queue: InMemoryPostingQueue = field(default_factory=InMemoryPostingQueue)
-    clock: Clock = field(default_factory=Clock)
-
-    def __post_init__(self) -> None:
-        self.service = PostingService(
-            erp=self.erp,
-            lineage=self.lineage,
-            master_data=self.master_data,
-            exceptions=self.exceptions,
-            mapping=mapping(),
-            clock=self.clock,
-            claim_lease=CLAIM_LEASE,
-            waiting_room=self.waiting_room,
-            requeue=self.queue,
-            wait_horizon=timedelta(days=3),
-            catalogue_required=True,
-        )
+def world_() -> WaitingHarness:
+    return WaitingHarness(catalogue_required=True)
 
 
 def stripe_history() -> tuple[list[dict[str, Any]], dict[str, int]]:
@@ -101,7 +69,7 @@ def stripe_history() -> tuple[list[dict[str, Any]], dict[str, int]]:
     return payloads, due
 
 
-def deliver(world: World, events: list[FinanceEvent], rng: random.Random) -> Counter[PostingStatus]:
+def deliver(world: WaitingHarness, events: list[FinanceEvent], rng: random.Random) -> Counter[PostingStatus]:
     """Plays the queue: every delivery and every released event, picked in random order."""
     pending: list[dict[str, Any] | FinanceEvent] = list(events)
     statuses: Counter[PostingStatus] = Counter()
@@ -114,7 +82,7 @@ def deliver(world: World, events: list[FinanceEvent], rng: random.Random) -> Cou
     return statuses
 
 
-def ledger_snapshot(world: World) -> dict[str, Any]:
+def ledger_snapshot(world: WaitingHarness) -> dict[str, Any]:
     return {external_id: document.model_dump() for external_id, document in world.erp.documents.items()}
 
 
@@ -126,7 +94,7 @@ def test_events_in_any_order_with_redeliveries_all_post_once_with_exact_totals(s
     events = [canonical(payload) for payload in payloads]
     deliveries = events + rng.sample(events, 60)
     rng.shuffle(deliveries)
-    world = World()
+    world = world_()
 
     # WHEN they are delivered, each released event picked again at random among what is left
     deliver(world, deliveries, rng)
@@ -134,7 +102,7 @@ def test_events_in_any_order_with_redeliveries_all_post_once_with_exact_totals(s
     # THEN every event ended POSTED, nothing waits and nothing was parked
     statuses = Counter(world.lineage.get(event.event_id).status for event in events)
     assert statuses == Counter({LineageStatus.POSTED: len(events)})
-    assert world.waiting_room.all_waiting() == []
+    assert world.room.all_waiting() == []
     assert world.exceptions.records == []
     # AND each invoice and each payment was booked once
     kinds = Counter(document.kind for document in world.erp.documents.values())
@@ -161,7 +129,7 @@ def test_replaying_the_whole_history_in_another_order_leaves_the_ledger_unchange
     rng = random.Random(11)
     payloads, _ = stripe_history()
     events = [canonical(payload) for payload in payloads]
-    world = World()
+    world = world_()
     deliver(world, events, rng)
     before = ledger_snapshot(world)
     creates = world.erp.create_calls
@@ -184,13 +152,13 @@ def test_any_delivery_order_and_any_number_of_replays_give_the_same_books(rng: r
     # GIVEN the first invoices of the history, posted in dependency order as the reference books
     payloads, _ = stripe_history()
     events = [canonical(payload) for payload in payloads[: len(CATALOGUE_OF_BUILT_INVOICES) + CUSTOMERS + 4 * 8]]
-    reference = World()
+    reference = world_()
     for event in events:
         reference.service.post(event)
-    assert not reference.waiting_room.all_waiting()
+    assert not reference.room.all_waiting()
 
     # WHEN the same events arrive in a random order, replayed whole a random number of times
-    world = World()
+    world = world_()
     for _ in range(replays):
         shuffled = list(events)
         rng.shuffle(shuffled)
@@ -198,4 +166,4 @@ def test_any_delivery_order_and_any_number_of_replays_give_the_same_books(rng: r
 
     # THEN the books are the ones posted in order
     assert ledger_snapshot(world) == ledger_snapshot(reference)
-    assert world.waiting_room.all_waiting() == []
+    assert world.room.all_waiting() == []

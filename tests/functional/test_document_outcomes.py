@@ -7,7 +7,6 @@ strict money, stale master data, the waiting horizon, truncated invoices and cat
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -16,20 +15,12 @@ import pytest
 from billing_sync.domain.errors import ExceptionCategory, MalformedEventError
 from billing_sync.domain.journal import DocumentKind, ErpDocument
 from billing_sync.domain.lineage import LineageStatus
-from billing_sync.domain.posting import PostingService, PostingStatus
+from billing_sync.domain.posting import PostingStatus
 from billing_sync.domain.posting.service import DEFAULT_WAIT_HORIZON, PostingResult
 from billing_sync.erp.ledger import ledger_document_id
 from billing_sync.sources.stripe import StripeNormaliser
 from tests.builders import invoice_event, load_event, with_event_id
-from tests.fakes.erp import InMemoryErpClient
-from tests.fakes.stores import (
-    InMemoryExceptionQueue,
-    InMemoryLineageStore,
-    InMemoryMasterDataStore,
-    InMemoryPostingQueue,
-    InMemoryWaitingRoom,
-)
-from tests.functional.posting_harness import CLAIM_LEASE, Clock, canonical, mapping
+from tests.functional.posting_harness import Clock, WaitingHarness, canonical
 
 RECEIVABLE = "1200 Accounts Receivable"
 PAYMENT_CLEARING = "1150 Payment Clearing"
@@ -46,44 +37,7 @@ ONBOARDING_LINE = "il_1QgY2eNx4RkL2mQeAKZJmKeX"
 # ---- harness: the posting service with a waiting room and a requeue list --------------------------
 
 
-@dataclass
-class WaitingHarness:
-    catalogue_required: bool = False
-    wait_horizon: timedelta = DEFAULT_WAIT_HORIZON
-    erp: InMemoryErpClient = field(default_factory=InMemoryErpClient)
-    lineage: InMemoryLineageStore = field(default_factory=InMemoryLineageStore)
-    master_data: InMemoryMasterDataStore = field(default_factory=InMemoryMasterDataStore)
-    exceptions: InMemoryExceptionQueue = field(default_factory=InMemoryExceptionQueue)
-    waiting_room: InMemoryWaitingRoom = field(default_factory=InMemoryWaitingRoom)
-    requeue: InMemoryPostingQueue = field(default_factory=InMemoryPostingQueue)
-    clock: Clock = field(default_factory=Clock)
-
-    @property
-    def service(self) -> PostingService:
-        return PostingService(
-            erp=self.erp,
-            lineage=self.lineage,
-            master_data=self.master_data,
-            exceptions=self.exceptions,
-            mapping=mapping(),
-            clock=self.clock,
-            claim_lease=CLAIM_LEASE,
-            waiting_room=self.waiting_room,
-            requeue=self.requeue,
-            wait_horizon=self.wait_horizon,
-            catalogue_required=self.catalogue_required,
-        )
-
-    def post(self, *samples: str | dict[str, Any]) -> list[PostingResult]:
-        return [self.service.post(canonical(sample)) for sample in samples]
-
-    def drain(self) -> list[PostingResult]:
-        """Delivers every requeued (released) event through `handle`, as the posting queue would."""
-        results = []
-        while self.requeue.messages:
-            results.append(self.service.handle(self.requeue.messages.pop(0)))
-        return results
-
+class OutcomeHarness(WaitingHarness):
     def documents(self, kind: DocumentKind) -> dict[str, ErpDocument]:
         return {key: doc for key, doc in self.erp.documents.items() if doc.kind is kind}
 
@@ -99,13 +53,13 @@ class WaitingHarness:
 
 
 @pytest.fixture
-def harness() -> WaitingHarness:
-    return WaitingHarness()
+def harness() -> OutcomeHarness:
+    return OutcomeHarness()
 
 
 @pytest.fixture
-def catalogue_harness() -> WaitingHarness:
-    return WaitingHarness(catalogue_required=True)
+def catalogue_harness() -> OutcomeHarness:
+    return OutcomeHarness(catalogue_required=True)
 
 
 # ---- data builders ---------------------------------------------------------------------------------
@@ -134,7 +88,7 @@ def with_path(payload: dict[str, Any], path: tuple[str | int, ...], value: Any) 
 RENEWAL_SETUP = ("stripe_customer_created_lifecycle", "stripe_invoice_finalized_renewal_credit_balance")
 
 
-def test_two_partial_payments_then_invoice_paid_clears_the_receivable(harness: WaitingHarness) -> None:
+def test_two_partial_payments_then_invoice_paid_clears_the_receivable(harness: OutcomeHarness) -> None:
     # GIVEN the lifecycle customer and the May renewal invoice (credit balance applied, 14289 due) are posted
     assert [r.status for r in harness.post(*RENEWAL_SETUP)] == [PostingStatus.POSTED] * 2
     assert harness.receivable(RENEWAL_INVOICE) == 14289
@@ -160,7 +114,7 @@ def test_two_partial_payments_then_invoice_paid_clears_the_receivable(harness: W
     assert len(harness.erp.documents) == 3
 
 
-def test_invoice_paid_before_the_second_payment_waits_then_posts_when_it_posts(harness: WaitingHarness) -> None:
+def test_invoice_paid_before_the_second_payment_waits_then_posts_when_it_posts(harness: OutcomeHarness) -> None:
     # GIVEN the renewal invoice and only its first partial payment are posted
     harness.post(*RENEWAL_SETUP, "stripe_invoice_payment_paid_partial_1")
     paid_event = canonical("stripe_invoice_paid_lifecycle_renewal")
@@ -170,7 +124,7 @@ def test_invoice_paid_before_the_second_payment_waits_then_posts_when_it_posts(h
     assert early.status is PostingStatus.WAITING
     assert early.waiting_for == f"payments:{RENEWAL_INVOICE}"
     assert harness.lineage.get(paid_event.event_id).status is LineageStatus.WAITING
-    assert [w.event_id for w in harness.waiting_room.all_waiting()] == [paid_event.event_id]
+    assert [w.event_id for w in harness.room.all_waiting()] == [paid_event.event_id]
     # WHEN the second payment posts and the released event is redelivered
     assert harness.post("stripe_invoice_payment_paid_partial_2")[0].status is PostingStatus.POSTED
     released = harness.drain()
@@ -179,14 +133,14 @@ def test_invoice_paid_before_the_second_payment_waits_then_posts_when_it_posts(h
     record = harness.lineage.get(paid_event.event_id)
     assert record.status is LineageStatus.POSTED
     assert record.reason == "complete: payments booked 14289 cover amount paid 14289"
-    assert harness.waiting_room.all_waiting() == []
+    assert harness.room.all_waiting() == []
     assert harness.receivable(RENEWAL_INVOICE) == 0
 
 
 # ---- 2. a second version of a posted invoice -------------------------------------------------------
 
 
-def test_changed_invoice_total_under_a_new_event_id_is_a_validation_exception(harness: WaitingHarness) -> None:
+def test_changed_invoice_total_under_a_new_event_id_is_a_validation_exception(harness: OutcomeHarness) -> None:
     # GIVEN the Acme invoice is posted (total 41623)
     first_event = canonical("stripe_invoice_finalized")
     harness.post("stripe_customer_created")
@@ -221,7 +175,7 @@ def test_changed_invoice_total_under_a_new_event_id_is_a_validation_exception(ha
 
 
 def test_same_invoice_under_a_new_event_id_with_same_amounts_points_at_the_same_document(
-    harness: WaitingHarness,
+    harness: OutcomeHarness,
 ) -> None:
     # GIVEN the Acme invoice is posted
     harness.post("stripe_customer_created")
@@ -239,7 +193,7 @@ def test_same_invoice_under_a_new_event_id_with_same_amounts_points_at_the_same_
 # ---- 3. a payment in another currency --------------------------------------------------------------
 
 
-def test_payment_in_another_currency_than_its_invoice_is_a_validation_exception(harness: WaitingHarness) -> None:
+def test_payment_in_another_currency_than_its_invoice_is_a_validation_exception(harness: OutcomeHarness) -> None:
     # GIVEN the USD Acme invoice is posted
     harness.post("stripe_customer_created", "stripe_invoice_finalized")
     # WHEN its payment arrives in EUR
@@ -259,7 +213,7 @@ def test_payment_in_another_currency_than_its_invoice_is_a_validation_exception(
 # ---- 4. overpayment --------------------------------------------------------------------------------
 
 
-def test_overpayment_books_the_excess_to_customer_credit_not_receivable(harness: WaitingHarness) -> None:
+def test_overpayment_books_the_excess_to_customer_credit_not_receivable(harness: OutcomeHarness) -> None:
     # GIVEN the EUR inclusive-tax invoice (72400 due) and its customer are posted
     assert [r.status for r in harness.post("stripe_customer_created_eu", "stripe_invoice_finalized_inclusive_tax")] == [
         PostingStatus.POSTED
@@ -303,7 +257,7 @@ def test_stripe_amount_not_an_integer_is_malformed_at_normalisation(sample: str,
 
 
 @NOT_INTEGERS
-def test_canonical_amount_not_an_integer_is_parked_malformed_by_handle(harness: WaitingHarness, amount: Any) -> None:
+def test_canonical_amount_not_an_integer_is_parked_malformed_by_handle(harness: OutcomeHarness, amount: Any) -> None:
     # GIVEN the Acme invoice is posted, so its payment could post
     harness.post("stripe_customer_created", "stripe_invoice_finalized")
     detail = canonical("stripe_invoice_payment_paid").model_dump(mode="json")
@@ -320,7 +274,7 @@ def test_canonical_amount_not_an_integer_is_parked_malformed_by_handle(harness: 
     assert harness.documents(DocumentKind.PAYMENT) == {}
 
 
-def test_canonical_integer_amount_posts_through_handle(harness: WaitingHarness) -> None:
+def test_canonical_integer_amount_posts_through_handle(harness: OutcomeHarness) -> None:
     # GIVEN the same canonical payment with its integer amount (the control for the test above)
     harness.post("stripe_customer_created", "stripe_invoice_finalized")
     detail = canonical("stripe_invoice_payment_paid").model_dump(mode="json")
@@ -334,7 +288,7 @@ def test_canonical_integer_amount_posts_through_handle(harness: WaitingHarness) 
 # ---- 6. stale master data --------------------------------------------------------------------------
 
 
-def test_customer_update_older_than_the_stored_one_is_superseded(harness: WaitingHarness) -> None:
+def test_customer_update_older_than_the_stored_one_is_superseded(harness: OutcomeHarness) -> None:
     # GIVEN the customer's latest update is stored
     newer = load_event("stripe_customer_updated")
     assert newer["created"] > load_event("stripe_customer_created")["created"]
@@ -361,7 +315,7 @@ def test_customer_update_older_than_the_stored_one_is_superseded(harness: Waitin
     assert harness.erp.customers[f"stripe-customer-{customer_id}"] == stored_erp_customer
 
 
-def test_price_older_than_the_stored_one_is_superseded(harness: WaitingHarness) -> None:
+def test_price_older_than_the_stored_one_is_superseded(harness: OutcomeHarness) -> None:
     # GIVEN the growth plan price (4900) is stored
     newer = load_event("stripe_price_created_growth_plan")
     harness.post("stripe_price_created_growth_plan")
@@ -386,7 +340,7 @@ def test_price_older_than_the_stored_one_is_superseded(harness: WaitingHarness) 
 # ---- 7. the waiting horizon ------------------------------------------------------------------------
 
 
-def test_payment_whose_invoice_never_comes_is_parked_by_the_sweep_after_the_horizon(harness: WaitingHarness) -> None:
+def test_payment_whose_invoice_never_comes_is_parked_by_the_sweep_after_the_horizon(harness: OutcomeHarness) -> None:
     # GIVEN a payment whose invoice is never posted
     harness.post("stripe_customer_created")
     payment = canonical("stripe_invoice_payment_paid")
@@ -398,7 +352,7 @@ def test_payment_whose_invoice_never_comes_is_parked_by_the_sweep_after_the_hori
     early = harness.service.sweep()
     # THEN it is still held and still WAITING
     assert [(r.event_id, r.status) for r in early] == [(payment.event_id, PostingStatus.WAITING)]
-    assert [w.event_id for w in harness.waiting_room.all_waiting()] == [payment.event_id]
+    assert [w.event_id for w in harness.room.all_waiting()] == [payment.event_id]
     assert harness.lineage.get(payment.event_id).status is LineageStatus.WAITING
     assert harness.exceptions.records == []
     # WHEN the clock passes the horizon and the sweep runs again
@@ -415,14 +369,14 @@ def test_payment_whose_invoice_never_comes_is_parked_by_the_sweep_after_the_hori
     assert [(e.event_id, e.category) for e in harness.exceptions.records] == [
         (payment.event_id, ExceptionCategory.DEPENDENCY_PENDING)
     ]
-    assert harness.waiting_room.all_waiting() == []
+    assert harness.room.all_waiting() == []
     assert harness.erp.documents == {}
 
 
 # ---- 8. truncated invoices -------------------------------------------------------------------------
 
 
-def test_truncated_invoice_waits_and_is_never_booked(harness: WaitingHarness) -> None:
+def test_truncated_invoice_waits_and_is_never_booked(harness: OutcomeHarness) -> None:
     # GIVEN an invoice whose line list is truncated (has_more) and its customer
     harness.post("stripe_customer_created")
     truncated = load_event("stripe_invoice_finalized")
@@ -447,7 +401,7 @@ def test_truncated_invoice_waits_and_is_never_booked(harness: WaitingHarness) ->
 # ---- 9. catalogue master data ----------------------------------------------------------------------
 
 
-def test_invoice_waits_for_its_catalogue_then_posts_with_one_off_revenue(catalogue_harness: WaitingHarness) -> None:
+def test_invoice_waits_for_its_catalogue_then_posts_with_one_off_revenue(catalogue_harness: OutcomeHarness) -> None:
     harness = catalogue_harness
     # GIVEN catalogue master data is required and only the customer is known
     harness.post("stripe_customer_created")
@@ -472,7 +426,7 @@ def test_invoice_waits_for_its_catalogue_then_posts_with_one_off_revenue(catalog
     assert [r.status for r in results][-1] is PostingStatus.POSTED
     assert [r.status for r in results].count(PostingStatus.POSTED) == 1
     assert harness.lineage.get(invoice.event_id).status is LineageStatus.POSTED
-    assert harness.waiting_room.all_waiting() == []
+    assert harness.room.all_waiting() == []
     document = harness.erp.documents[ACME_INVOICE]
     # AND the onboarding line is one-off revenue, credited to professional services revenue
     onboarding = next(line for line in document.lines if line.source_line_id == ONBOARDING_LINE)
