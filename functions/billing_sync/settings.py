@@ -35,6 +35,7 @@ class IngestSettings(_Settings):
     raw_archive_bucket: str = Field(min_length=1)
     lineage_table_name: str = Field(min_length=1)
     exception_queue_url: str = Field(min_length=1)
+    exception_table_name: str | None = Field(default=None, min_length=1)
     default_legal_entity: str = "US01"
 
 
@@ -48,6 +49,7 @@ class PostingSettings(_Settings):
     ledger_table_name: str = Field(min_length=1)
     master_data_table_name: str = Field(min_length=1)
     exception_queue_url: str = Field(min_length=1)
+    exception_table_name: str | None = Field(default=None, min_length=1)
     waiting_room_table_name: str = Field(min_length=1)
     posting_queue_url: str = Field(min_length=1)
     mapping_file: Path = DEFAULT_MAPPING_FILE

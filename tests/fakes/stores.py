@@ -71,9 +71,19 @@ class InMemoryLineageStore:
             )
             self.leases.pop(event_id, None)
 
+    def note_redrive(self, event_id: str, *, at: datetime, by: str, how: str) -> None:
+        with self._lock:
+            held = self.records.get(event_id)
+            if held is not None:
+                entry = f"{at.isoformat(timespec='microseconds')} by {by}: {how}"
+                self.records[event_id] = held.model_copy(
+                    update={"redrives": (*held.redrives, entry), "checkpoints": {**held.checkpoints, "redriven": at}}
+                )
+
     def record(self, record: LineageRecord) -> None:
         with self._lock:
-            self.records[record.event_id] = record
+            held = self.records.get(record.event_id)
+            self.records[record.event_id] = record.model_copy(update={"redrives": held.redrives}) if held else record
 
     def get(self, event_id: str) -> LineageRecord | None:
         return self.records.get(event_id)

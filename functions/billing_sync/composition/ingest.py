@@ -8,8 +8,7 @@ from functools import cache
 
 from billing_sync.aws.archive import S3RawArchive
 from billing_sync.aws.bus import EventBridgePublisher
-from billing_sync.aws.exception_queue import SqsExceptionQueue
-from billing_sync.composition.aws import aws_client, utc_now
+from billing_sync.composition.aws import aws_client, exception_queue, utc_now
 from billing_sync.domain.ingest import IngestService
 from billing_sync.domain.webhook import WebhookIntake
 from billing_sync.settings import IngestSettings, partner_settings, webhook_settings
@@ -32,7 +31,7 @@ def _ingest_service(settings: IngestSettings) -> IngestService:
         archive=S3RawArchive(aws_client("s3"), settings.raw_archive_bucket),
         publisher=EventBridgePublisher(aws_client("events"), settings.billing_bus_name),
         lineage=DynamoLineageStore(aws_client("dynamodb"), settings.lineage_table_name),
-        exceptions=SqsExceptionQueue(aws_client("sqs"), settings.exception_queue_url),
+        exceptions=exception_queue(settings.exception_queue_url, settings.exception_table_name),
         clock=utc_now,
     )
 

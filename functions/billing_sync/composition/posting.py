@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import cache
 
-from billing_sync.aws.exception_queue import SqsExceptionQueue
 from billing_sync.aws.posting_queue import SqsPostingQueue
-from billing_sync.composition.aws import aws_client, utc_now
+from billing_sync.composition.aws import aws_client, exception_queue, utc_now
 from billing_sync.domain.mapping import AccountMapping
 from billing_sync.domain.posting import PostingService
 from billing_sync.erp.ledger import DynamoLedgerErpClient
@@ -24,7 +23,7 @@ def posting_service() -> PostingService:
         erp=DynamoLedgerErpClient(dynamodb, settings.ledger_table_name),
         lineage=DynamoLineageStore(dynamodb, settings.lineage_table_name),
         master_data=DynamoMasterDataStore(dynamodb, settings.master_data_table_name),
-        exceptions=SqsExceptionQueue(sqs, settings.exception_queue_url),
+        exceptions=exception_queue(settings.exception_queue_url, settings.exception_table_name),
         mapping=AccountMapping.model_validate_json(settings.mapping_file.read_bytes()),
         clock=utc_now,
         claim_lease=timedelta(seconds=settings.claim_lease_seconds),

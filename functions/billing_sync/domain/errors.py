@@ -103,7 +103,13 @@ class DocumentConflictError(EventValidationError):
 
 
 class MappingError(PermanentPostingError):
+    """`key` names the mapping entry that is missing (role and context), for the operator to add."""
+
     category = ExceptionCategory.MAPPING
+
+    def __init__(self, reason: str, *, key: str | None = None) -> None:
+        super().__init__(reason)
+        self.key = key
 
 
 class PeriodClosedError(PermanentPostingError):

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple, Protocol
 
 from billing_sync.domain.errors import ExceptionCategory, MalformedEventError
 from billing_sync.domain.events import FinanceEvent, derive_event_id
-from billing_sync.domain.lineage import EventRef, LineageStatus
+from billing_sync.domain.lineage import EventRef, ExceptionStage, LineageStatus
 from billing_sync.domain.outcomes import OutcomeRecorder
 from billing_sync.domain.ports import EventPublisher, ExceptionQueue, LineageStore, RawArchive
 
@@ -127,4 +127,5 @@ class IngestService:
             attempts=1,
             first_seen=ref.received_at,
             checkpoints={"received": ref.received_at},
+            stage=ExceptionStage.INGEST,
         )

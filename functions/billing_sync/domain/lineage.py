@@ -54,14 +54,28 @@ class LineageRecord(EventIdentity):
     last_seen: AwareDatetime
     erp_document_ids: tuple[str, ...] = ()
     checkpoints: dict[str, AwareDatetime] = {}
+    redrives: tuple[str, ...] = ()  # "<when> by <caller>: <filters>", oldest first
+
+
+class ExceptionStage(StrEnum):
+    """Where the event stopped: operators redrive ingest exceptions from the raw archive, the rest as events."""
+
+    INGEST = "ingest"
+    POSTING = "posting"
 
 
 class ExceptionRecord(EventIdentity):
-    """What lands in an exception queue: enough to fix the cause and redrive."""
+    """What lands in the exception queue and store: enough to fix the cause and redrive.
+
+    `missing_key` names what is missing for MAPPING (the mapping key) and DEPENDENCY_PENDING (what the
+    event waited for); `event` is the canonical event when there is one (a posting exception).
+    """
 
     category: ExceptionCategory
     reason: str
     attempts: int
     first_seen: datetime
     last_seen: datetime
+    stage: ExceptionStage = ExceptionStage.POSTING
+    missing_key: str | None = None
     event: dict[str, Any] | None = None

@@ -97,7 +97,9 @@ class AccountMapping(_Model):
         try:
             return self.legal_entities[legal_entity]
         except KeyError:
-            raise MappingError(f"no legal entity {legal_entity!r} in mapping {self.version}") from None
+            raise MappingError(
+                f"no legal entity {legal_entity!r} in mapping {self.version}", key=f"legal_entities.{legal_entity}"
+            ) from None
 
     def _ranked_rules(self, context: MappingContext) -> list[MappingRule]:
         matching = [rule for rule in self.rules if rule.match.matches(context)]
@@ -110,7 +112,8 @@ class AccountMapping(_Model):
                 return rule.accounts[role]
         if role in self.default_accounts:
             return self.default_accounts[role]
-        raise MappingError(f"no {role.value} account for {context.model_dump(exclude_none=True)}")
+        wanted = context.model_dump(exclude_none=True)
+        raise MappingError(f"no {role.value} account for {wanted}", key=_missing_key(role.value, wanted))
 
     def item(self, context: MappingContext) -> str:
         """The ERP item for a line; raises MappingError when none is mapped."""
@@ -119,4 +122,10 @@ class AccountMapping(_Model):
                 return rule.item
         if context.revenue_class is not None and context.revenue_class in self.default_items:
             return self.default_items[context.revenue_class]
-        raise MappingError(f"no ERP item for {context.model_dump(exclude_none=True)}")
+        wanted = context.model_dump(exclude_none=True)
+        raise MappingError(f"no ERP item for {wanted}", key=_missing_key("item", wanted))
+
+
+def _missing_key(what: str, context: dict[str, str]) -> str:
+    """`revenue[legal_entity=US01,revenue_class=usage]`: the role (or item) and the context it was asked for."""
+    return f"{what}[{','.join(f'{name}={value}' for name, value in context.items())}]"

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from billing_sync.domain.errors import ExceptionCategory
-from billing_sync.domain.lineage import EventIdentity, ExceptionRecord, LineageRecord, LineageStatus
+from billing_sync.domain.lineage import EventIdentity, ExceptionRecord, ExceptionStage, LineageRecord, LineageStatus
 from billing_sync.domain.ports import ExceptionQueue, LineageStore
 
 
@@ -55,7 +55,9 @@ class OutcomeRecorder:
         attempts: int,
         first_seen: datetime,
         checkpoints: Mapping[str, datetime],
+        stage: ExceptionStage,
         event: dict[str, Any] | None = None,
+        missing_key: str | None = None,
     ) -> None:
         """Sends the exception record (raises PublishError when it cannot), then records lineage."""
         now = self._clock()
@@ -67,6 +69,8 @@ class OutcomeRecorder:
                 attempts=attempts,
                 first_seen=first_seen,
                 last_seen=now,
+                stage=stage,
+                missing_key=missing_key,
                 event=event,
             )
         )

@@ -73,6 +73,10 @@ class LineageStore(Protocol):
         now: datetime,
     ) -> None: ...
 
+    def note_redrive(self, event_id: str, *, at: datetime, by: str, how: str) -> None:
+        """Adds an operator's redrive to the event's trail: when, who (caller identity) and how (filters)."""
+        ...
+
     def record(self, record: LineageRecord) -> None:
         """Writes a whole record (ignored, exception at ingest, posted without a claim)."""
         ...

@@ -155,6 +155,28 @@ class DynamoLineageStore:
         except (BotoCoreError, ClientError) as exc:
             raise store_error(exc, _LINEAGE, f"mark {event_id} {status}") from exc
 
+    def note_redrive(self, event_id: str, *, at: datetime, by: str, how: str) -> None:
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": _s(event_id)},
+                UpdateExpression=(
+                    "SET redrives = list_append(if_not_exists(redrives, :empty), :entry), cp_redriven = :at"
+                ),
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={
+                    ":empty": {"L": []},
+                    ":entry": {"L": [_s(f"{_ts(at)['S']} by {by}: {how}")]},
+                    ":at": _ts(at),
+                },
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return  # never accepted under this id (an unreadable message): nothing to annotate
+            raise store_error(exc, _LINEAGE, f"note a redrive of {event_id}") from exc
+        except BotoCoreError as exc:
+            raise store_error(exc, _LINEAGE, f"note a redrive of {event_id}") from exc
+
     def record(self, record: LineageRecord) -> None:
         item: dict[str, Any] = {
             "pk": _s(record.event_id),
@@ -173,8 +195,22 @@ class DynamoLineageStore:
         _optional(item, "source_api_version", record.source_api_version)
         for name, moment in record.checkpoints.items():
             item[_CHECKPOINT_PREFIX + name] = _ts(moment)
+        # An update, not a put: the trail of operator redrives on the item is kept.
+        del item["pk"]
+        names = {f"#a{index}": name for index, name in enumerate(item)}
+        values = {f":a{index}": value for index, value in enumerate(item.values())}
+        cleared = [name for name in ("category", "reason", "lease_until") if name not in item]
+        expression = "SET " + ", ".join(f"{name} = {value}" for name, value in zip(names, values, strict=True))
+        if cleared:
+            expression += " REMOVE " + ", ".join(cleared)
         try:
-            self._client.put_item(TableName=self._table, Item=item)
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": _s(record.event_id)},
+                UpdateExpression=expression,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
         except (BotoCoreError, ClientError) as exc:
             raise store_error(exc, _LINEAGE, f"record {record.event_id}") from exc
 
@@ -223,6 +259,7 @@ def lineage_record(item: dict[str, Any]) -> LineageRecord:
         raw_ref=_str(item, "raw_ref"),
         source_api_version=_str(item, "source_api_version"),
         erp_document_ids=tuple(v["S"] for v in item.get("erp_document_ids", {}).get("L", [])),
+        redrives=tuple(v["S"] for v in item.get("redrives", {}).get("L", [])),
         checkpoints={
             name.removeprefix(_CHECKPOINT_PREFIX): value["S"]
             for name, value in item.items()

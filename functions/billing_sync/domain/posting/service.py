@@ -24,13 +24,14 @@ from billing_sync.domain.errors import (
     DependencyPendingError,
     DocumentConflictError,
     ExceptionCategory,
+    MappingError,
     NothingToPostError,
     PermanentPostingError,
     RetryablePostingError,
 )
 from billing_sync.domain.events import FINANCE_EVENT, CustomerUpsertedEvent, FinanceEvent
 from billing_sync.domain.journal import ErpDocument, ErpRef
-from billing_sync.domain.lineage import EventRef, LineageStatus
+from billing_sync.domain.lineage import EventRef, ExceptionStage, LineageStatus
 from billing_sync.domain.mapping import AccountMapping
 from billing_sync.domain.outcomes import OutcomeRecorder
 from billing_sync.domain.ports import (
@@ -293,7 +294,9 @@ class PostingService:
             attempts=attempts,
             first_seen=first_seen,
             checkpoints=_checkpoints(event),
+            stage=ExceptionStage.POSTING,
             event=event.model_dump(mode="json"),
+            missing_key=_missing_key(error),
         )
         return PostingResult(event.event_id, PostingStatus.EXCEPTION, category=error.category)
 
@@ -315,6 +318,7 @@ class PostingService:
             attempts=1,
             first_seen=now,
             checkpoints={},
+            stage=ExceptionStage.POSTING,
             event=dict(detail),
         )
         return PostingResult(event_id, PostingStatus.EXCEPTION, category=ExceptionCategory.MALFORMED)
@@ -327,6 +331,15 @@ class _Held:
 
 class _HorizonPassedError(PermanentPostingError):
     category = ExceptionCategory.DEPENDENCY_PENDING
+
+
+def _missing_key(error: PermanentPostingError) -> str | None:
+    """What a MAPPING or DEPENDENCY_PENDING exception lacks, by name."""
+    if isinstance(error, MappingError):
+        return error.key
+    if isinstance(error.__cause__, DependencyPendingError):
+        return error.__cause__.key
+    return None
 
 
 def _check_same_version(event: FinanceEvent, document: ErpDocument, existing: ErpRef) -> None:
