@@ -83,7 +83,9 @@ class InMemoryLineageStore:
     def record(self, record: LineageRecord) -> None:
         with self._lock:
             held = self.records.get(record.event_id)
-            self.records[record.event_id] = record.model_copy(update={"redrives": held.redrives}) if held else record
+            # As the DynamoDB adapter updates the item: earlier checkpoints and the redrive trail are kept.
+            kept = {"redrives": held.redrives, "checkpoints": {**held.checkpoints, **record.checkpoints}} if held else {}
+            self.records[record.event_id] = record.model_copy(update=kept)
 
     def get(self, event_id: str) -> LineageRecord | None:
         return self.records.get(event_id)

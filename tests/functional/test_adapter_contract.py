@@ -244,6 +244,36 @@ def test_a_record_round_trips(lineage):
 # ---- MasterDataStore --------------------------------------------------------------------------
 
 
+def test_a_redrive_is_noted_in_the_trail_and_survives_a_later_record(lineage):
+    # GIVEN an event parked as MAPPING
+    parked = LineageRecord(
+        **event_ref("stripe_invoice_finalized").identity(),
+        status=LineageStatus.EXCEPTION,
+        category=ExceptionCategory.MAPPING,
+        reason="no tax_payable account",
+        attempts=1,
+        first_seen=T0,
+        last_seen=T0,
+        checkpoints={"received": T0, "exception": T0},
+    )
+    lineage.record(parked)
+
+    # WHEN an operator redrives it, and it is recorded again afterwards
+    lineage.note_redrive(
+        parked.event_id, at=T0 + LEASE, by="arn:aws:sts::1:assumed-role/ops/jo", how="--category MAPPING"
+    )
+    lineage.record(parked.model_copy(update={"status": LineageStatus.IGNORED, "category": None, "reason": "x"}))
+    lineage.note_redrive("never-accepted", at=T0, by="ops", how="--event-id never-accepted")
+
+    # THEN the trail says when, who and how, and is kept
+    held = lineage.get(parked.event_id)
+    assert len(held.redrives) == 1
+    assert "by arn:aws:sts::1:assumed-role/ops/jo: --category MAPPING" in held.redrives[0]
+    assert held.checkpoints["redriven"] == T0 + LEASE
+    assert (held.status, held.category) == (LineageStatus.IGNORED, None)
+    assert lineage.get("never-accepted") is None
+
+
 def test_master_data_keeps_the_newest_version(master_data):
     # GIVEN a customer stored as of T0
     us_customer = customer()
