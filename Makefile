@@ -12,7 +12,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[cdk,dev]'
+	$(PY) -m pip install --quiet -e '.[cdk,dev,ops]'
 	touch $(STAMP)
 
 $(NODE_STAMP): package.json

@@ -159,6 +159,7 @@ def run_demo(report_path: Path | None, *, drain_timeout: float = 90) -> dict[str
         print("draining the posting queue ...", file=sys.stderr)
         if not runtime.drain(timeout_seconds=drain_timeout):
             print(f"queues still busy after {drain_timeout} s; unfinished events are reported PENDING", file=sys.stderr)
+        runtime.stop_workers()  # nothing changes while the report is read
         report = collect_report(runtime)
     print(render_summary(report))
     write_report(report, report_path)

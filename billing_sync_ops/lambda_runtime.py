@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import importlib
+import math
 import threading
 import time
 import uuid
@@ -43,17 +44,23 @@ class LocalLambdaContext:
         return max(0, int((self.timeout_seconds - (time.monotonic() - self.started)) * 1000))
 
 
+# Every function runs in this one process and shares its environment and the one Powertools logger,
+# whose keys (function_name, request id, cold start) each invocation sets. Two invocations running at
+# once would log under each other's name, so invocations take turns across all functions, as if each
+# had its own container.
+_INVOCATION = threading.Lock()
+
+
 class LocalFunctionHost:
-    """Invokes one function's handler in-process, one invocation at a time, as one warm container does."""
+    """Invokes one function's handler in-process; one invocation at a time across all hosts."""
 
     def __init__(self, function: LocalFunction) -> None:
         self.function = function
         module_name, _, attribute = function.handler.rpartition(".")
         self._handler: Callable[[dict, Any], Any] = getattr(importlib.import_module(module_name), attribute)
-        self._lock = threading.Lock()
 
     def invoke(self, event: Mapping[str, Any]) -> Any:
-        with self._lock:
+        with _INVOCATION:
             context = LocalLambdaContext(self.function.logical_id, self.function.timeout_seconds)
             return self._handler(dict(event), context)
 
@@ -117,19 +124,89 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict:
     }
 
 
+class VisibilityChanges:
+    """Receipt handles whose visibility a handler changed itself (ChangeMessageVisibility[Batch]).
+
+    Handlers create their clients from boto3's default session (`composition.aws.aws_client`);
+    `install()` hooks that session, so it must run before the handlers build their clients. The local
+    runtime's own clients come from another session and are not seen.
+    """
+
+    _OPERATIONS = ("ChangeMessageVisibility", "ChangeMessageVisibilityBatch")
+
+    def __init__(self) -> None:
+        self._handles: set[str] = set()
+        self._lock = threading.Lock()
+        self._unique_id = f"billing-sync-local-visibility-{id(self)}"
+        self._session: Any = None
+
+    def install(self) -> None:
+        import boto3
+
+        if boto3.DEFAULT_SESSION is None:
+            boto3.setup_default_session()
+        self._session = boto3.DEFAULT_SESSION
+        for operation in self._OPERATIONS:
+            self._session.events.register(
+                f"before-parameter-build.sqs.{operation}", self._record, unique_id=f"{self._unique_id}-{operation}"
+            )
+
+    def uninstall(self) -> None:
+        if self._session is None:
+            return
+        for operation in self._OPERATIONS:
+            self._session.events.unregister(
+                f"before-parameter-build.sqs.{operation}", unique_id=f"{self._unique_id}-{operation}"
+            )
+        self._session = None
+
+    def _record(self, params: Mapping[str, Any], **_: Any) -> None:
+        handles = [params.get("ReceiptHandle")] + [entry.get("ReceiptHandle") for entry in params.get("Entries", [])]
+        with self._lock:
+            self._handles.update(handle for handle in handles if handle)
+
+    def take(self, receipt_handles: list[str]) -> set[str]:
+        """Which of these handles were changed; forgets all of them."""
+        with self._lock:
+            changed = self._handles.intersection(receipt_handles)
+            self._handles.difference_update(receipt_handles)
+        return changed
+
+
+def scaled_seconds(seconds: float, time_scale: float) -> int:
+    """A template duration on the local clock, in whole seconds (SQS takes no fractions), at least 1."""
+    return max(1, math.ceil(seconds * time_scale - 1e-9))
+
+
 class QueuePoller:
     """One SQS event source mapping: batches, partial batch responses, failed records retried later.
 
-    Failed records become visible again after `retry_delay_seconds` instead of the full visibility
-    timeout, so local runs see retries in seconds; the queue's redrive policy still moves a record
-    to its dead-letter queue after maxReceiveCount receives, as in AWS.
+    As in AWS, a record reported failed comes back when its visibility timeout ends, on the local clock:
+    the queue's VisibilityTimeout (from the template) times `time_scale`, in whole seconds (180 s at
+    0.01 is 2 s). A record whose visibility the handler changed itself (a growing retry delay) keeps
+    that change. The queue's redrive policy still moves a record to its dead-letter queue after
+    maxReceiveCount receives.
     """
 
-    def __init__(self, sqs: Any, mapping: EventSourceMapping, host: LocalFunctionHost, retry_delay_seconds: int):
+    def __init__(
+        self,
+        sqs: Any,
+        mapping: EventSourceMapping,
+        host: LocalFunctionHost,
+        *,
+        time_scale: float,
+        visibility_changes: VisibilityChanges | None = None,
+    ):
         self._sqs = sqs
         self.mapping = mapping
         self._host = host
-        self._retry_delay = retry_delay_seconds
+        visibility_timeout = int(
+            sqs.get_queue_attributes(QueueUrl=mapping.queue_url, AttributeNames=["VisibilityTimeout"])["Attributes"][
+                "VisibilityTimeout"
+            ]
+        )
+        self.retry_delay_seconds = scaled_seconds(visibility_timeout, time_scale)
+        self._visibility_changes = visibility_changes
         self.busy = False
 
     def poll_once(self, wait_seconds: int = 1) -> int:
@@ -147,6 +224,11 @@ class QueuePoller:
         self.busy = True
         try:
             failed = self._invoke(messages)
+            changed = (
+                self._visibility_changes.take([m["ReceiptHandle"] for m in messages])
+                if self._visibility_changes
+                else set()
+            )
             done = [m for m in messages if m["MessageId"] not in failed]
             for start in range(0, len(done), 10):
                 self._sqs.delete_message_batch(
@@ -157,11 +239,11 @@ class QueuePoller:
                     ],
                 )
             for message in messages:
-                if message["MessageId"] in failed:
+                if message["MessageId"] in failed and message["ReceiptHandle"] not in changed:
                     self._sqs.change_message_visibility(
                         QueueUrl=self.mapping.queue_url,
                         ReceiptHandle=message["ReceiptHandle"],
-                        VisibilityTimeout=self._retry_delay,
+                        VisibilityTimeout=self.retry_delay_seconds,
                     )
         finally:
             self.busy = False

@@ -167,6 +167,7 @@ def provision(
     _create_tables(client("dynamodb"), by_type.get("AWS::DynamoDB::Table", {}), resolver)
     _create_queues(client("sqs"), by_type.get("AWS::SQS::Queue", {}), resolver)
     _create_buckets(client("s3"), by_type.get("AWS::S3::Bucket", {}), resolver, region)
+    _create_topics(client("sns"), by_type.get("AWS::SNS::Topic", {}), resolver)
     _create_secrets(
         client("secretsmanager"),
         by_type.get("AWS::SecretsManager::Secret", {}),
@@ -369,6 +370,16 @@ def _create_queue(sqs: Any, logical_id: str, properties: Mapping[str, Any], reso
     url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     resolver.record(logical_id, Ref=url, QueueUrl=url, Arn=arn, QueueName=name)
+
+
+def _create_topics(sns: Any, topics: Mapping[str, Mapping[str, Any]], resolver: _Resolver) -> None:
+    """The alarm topic exists locally too, so the stack's outputs resolve (nothing publishes to it here)."""
+    for logical_id, resource in topics.items():
+        name = resolver.resolve(resource.get("Properties", {}).get("TopicName")) or _derived_name(
+            logical_id, max_length=256
+        )
+        arn = sns.create_topic(Name=name)["TopicArn"]
+        resolver.record(logical_id, Ref=arn, TopicArn=arn, TopicName=name)
 
 
 def _create_buckets(s3: Any, buckets: Mapping[str, Mapping[str, Any]], resolver: _Resolver, region: str) -> None:

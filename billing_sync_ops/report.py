@@ -77,6 +77,7 @@ def build_report(
             "outcome": "EXCEPTION" if event_id in dead_lettered else "PENDING",
             "category": None,
             "erp_documents": [],
+            "lineage_status": None,
         }
         for event_id, source_event_id in accepted.items()
         if event_id not in records
@@ -116,7 +117,21 @@ def _event_entry(record: LineageRecord, dead_lettered: set[str]) -> dict[str, An
         "erp_documents": list(record.erp_document_ids),
         "reason": record.reason,
         "attempts": record.attempts,
+        "lineage_status": record.status.value,
     }
+
+
+def unsettled(report: dict[str, Any]) -> dict[str, int]:
+    """Accepted events not settled: `pending` (queued, retrying, or accepted with no lineage yet),
+    `claimed` (being posted when the report was taken) and `waiting` (held by name for what they need).
+    """
+    counts = {"pending": 0, "claimed": 0, "waiting": 0}
+    for entry in report["events"]:
+        if entry["outcome"] == "WAITING":
+            counts["waiting"] += 1
+        elif entry["outcome"] == "PENDING":
+            counts["claimed" if entry.get("lineage_status") == LineageStatus.CLAIMED.value else "pending"] += 1
+    return counts
 
 
 def render_summary(report: dict[str, Any]) -> str:

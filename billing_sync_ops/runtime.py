@@ -2,12 +2,17 @@
 
 Nothing here needs an AWS account or Docker. The webhook endpoint is served over real HTTP; the
 posting queue is polled by a dispatcher that plays the Lambda event source mapping.
+
+All state (events, lineage, ledger, queues) lives in moto's memory in this process: stopping the
+runtime loses it. Handlers log to stderr here (in Lambda, Powertools writes to stdout), so a command's
+stdout carries only its own output.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import socket
 import sys
@@ -21,7 +26,7 @@ from typing import Any
 
 import boto3
 
-from billing_sync_ops.lambda_runtime import LocalFunctionHost, QueuePoller, api_gateway_event
+from billing_sync_ops.lambda_runtime import LocalFunctionHost, QueuePoller, VisibilityChanges, api_gateway_event
 from billing_sync_ops.local_stack import LocalStack, provision, synthesize_template
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -43,19 +48,56 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+LOCAL_SCALED_DELAYS = {
+    "POSTING_RETRY_BASE_SECONDS": 30,
+    "POSTING_RETRY_CAP_SECONDS": 900,
+    "ERP_CIRCUIT_COOL_DOWN_SECONDS": 60,
+}
+"""The posting function's deployed delays (settings defaults), scaled by `time_scale` in the local runtime."""
+
+
 class PortInUseError(OSError):
     """The webhook port is taken by another process."""
 
 
+class _Stderr:
+    """A stream that writes to whatever `sys.stderr` is at the time (pytest swaps it per test)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def _ops_discovery() -> Any:
+    """`billing_sync_ops.ops.discovery` (tells the operator commands where a running stack is), or None.
+
+    The operator commands are built separately; until they exist the local runtime runs without them.
+    """
+    try:
+        from billing_sync_ops.ops import discovery
+    except ModuleNotFoundError as exc:
+        if exc.name in ("billing_sync_ops.ops", "billing_sync_ops.ops.discovery"):
+            return None
+        raise
+    return discovery
+
+
 @dataclass
 class LocalRuntime:
-    """Start with `start()`, send webhooks to `webhook_url`, `drain()`, then `stop()`."""
+    """Start with `start()`, send webhooks to `webhook_url`, `drain()`, then `stop()`.
+
+    To read a final state nothing changes under: `stop_accepting()`, `drain()`, `stop_workers()`, read,
+    then `stop()`. `time_scale` maps the template's durations onto the local clock: a failed record
+    comes back after the posting queue's visibility timeout times `time_scale` (180 s -> 2 s).
+    """
 
     webhook_secret: str = LOCAL_WEBHOOK_SECRET
     host: str = "127.0.0.1"
     port: int = 0
     work_dir: Path = REPO_ROOT / "build" / "local"
-    retry_delay_seconds: int = 1
+    time_scale: float = 0.01
     sweep_interval_seconds: float = 60.0
     log_level: str = "WARNING"
     accepted: dict[str, str] = field(default_factory=dict)  # event id -> source event id
@@ -78,15 +120,22 @@ class LocalRuntime:
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._saved_env = dict(os.environ)
+        self._backend_up = True
         try:
             self._start_backend()
+            self._http_thread = threading.Thread(target=self._http.serve_forever, name="http", daemon=True)
+            self._http_thread.start()
+            discovery = _ops_discovery()
+            if discovery is not None:
+                try:
+                    path = discovery.write_discovery(self)
+                    self._discovery_written = True
+                    print(f"operator tools find this runtime through {path}", file=sys.stderr)
+                except OSError as exc:
+                    print(f"local runtime: cannot write the discovery file: {exc}", file=sys.stderr)
         except BaseException:
-            self._http.server_close()
-            self._stop_backend()
-            _ACTIVE.release()
+            self.stop(wait=False)
             raise
-        self._http_thread = threading.Thread(target=self._http.serve_forever, name="http", daemon=True)
-        self._http_thread.start()
         return self
 
     def _start_backend(self) -> None:
@@ -117,9 +166,18 @@ class LocalRuntime:
         self._apply_function_environment()
         self._session = boto3.session.Session(region_name=REGION)
         self.sqs = self._session.client("sqs")
+        self._visibility_changes = VisibilityChanges()
+        self._visibility_changes.install()
         self._hosts = {logical_id: LocalFunctionHost(fn) for logical_id, fn in self.stack.functions.items()}
+        self._log_to_stderr()
         self._pollers = [
-            QueuePoller(self.sqs, mapping, self._hosts[mapping.function_logical_id], self.retry_delay_seconds)
+            QueuePoller(
+                self.sqs,
+                mapping,
+                self._hosts[mapping.function_logical_id],
+                time_scale=self.time_scale,
+                visibility_changes=self._visibility_changes,
+            )
             for mapping in self.stack.event_source_mappings
         ]
         self._threads = [
@@ -130,6 +188,25 @@ class LocalRuntime:
         self._threads.append(threading.Thread(target=self._sweep_forever, name="sweeper", daemon=True))
         for thread in self._threads:
             thread.start()
+
+    def _log_to_stderr(self) -> None:
+        """Handlers' Powertools logs go to stderr at `log_level`; `stop()` puts the logger back."""
+        from billing_sync.observability import logger
+
+        handler = logger.registered_handler
+        saved_stream = handler.setStream(_Stderr()) if isinstance(handler, logging.StreamHandler) else None
+        self._saved_logger = (logger, handler, saved_stream, logger.log_level)
+        logger.setLevel(self.log_level)
+
+    def _restore_logger(self) -> None:
+        saved = getattr(self, "_saved_logger", None)
+        if saved is None:
+            return
+        logger, handler, stream, level = saved
+        if stream is not None:
+            handler.setStream(stream)
+        logger.setLevel(level)
+        self._saved_logger = None
 
     def sweep(self) -> Any:
         """Plays the stack's schedule once: post again what waits, park what is past its horizon."""
@@ -152,6 +229,9 @@ class LocalRuntime:
                 merged[name] = value
         os.environ.update(merged)
         os.environ["POWERTOOLS_LOG_LEVEL"] = self.log_level
+        # The posting function's own retry delays and ERP cool-down run on the same scaled clock.
+        for name, deployed_seconds in LOCAL_SCALED_DELAYS.items():
+            os.environ.setdefault(name, str(max(1, math.ceil(deployed_seconds * self.time_scale))))
         from billing_sync import composition
 
         composition.reset()
@@ -234,7 +314,12 @@ class LocalRuntime:
         self._http.server_close()
 
     def drain(self, *, timeout_seconds: float = 60, settle_seconds: float = 1.5) -> bool:
-        """Waits until every polled queue is empty and idle; returns False when the bound was hit."""
+        """Waits until every polled queue is empty and idle; returns False when the bound was hit.
+
+        Idle means no message visible, none in flight or waiting out a retry delay, and no batch being
+        processed, for `settle_seconds` (or, at the bound, at that moment). Events held in the waiting
+        room are not in a queue: they wait by design and do not keep the queues busy.
+        """
         deadline = time.monotonic() + timeout_seconds
         quiet_since: float | None = None
         while time.monotonic() < deadline:
@@ -244,8 +329,8 @@ class LocalRuntime:
                     return True
             else:
                 quiet_since = None
-            time.sleep(0.2)
-        return False
+            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+        return self._queues_idle()
 
     def _queues_idle(self) -> bool:
         for poller in self._pollers:
@@ -261,16 +346,52 @@ class LocalRuntime:
                 return False
         return True
 
-    def stop(self) -> None:
-        if getattr(self, "_http_thread", None) and self._http_thread.is_alive():
+    def stop_workers(self, *, wait: bool = True) -> None:
+        """Stops accepting webhooks, polling queues and sweeping; the backend stays up to be read.
+
+        With `wait`, waits for a batch in progress to finish (at most the functions' timeout).
+        """
+        if getattr(self, "_http_thread", None) is not None and self._http_thread.is_alive():
             self.stop_accepting()
-        self._stop_backend()
-        _ACTIVE.release()
+        self._stopping.set()
+        if not wait:
+            return
+        timeout = max((fn.timeout_seconds for fn in self.stack.functions.values()), default=30) + 5
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                print(f"local runtime: {thread.name} still busy after {timeout} s", file=sys.stderr)
+
+    def stop(self, *, wait: bool = True) -> None:
+        """`stop_workers()`, then `stop_backend()`; a no-op once stopped."""
+        if not getattr(self, "_backend_up", False):
+            return
+        try:
+            if getattr(self, "_http_thread", None) is None:
+                self._http.server_close()  # bound, never served
+            self.stop_workers(wait=wait and hasattr(self, "stack"))
+        finally:
+            self.stop_backend()
+
+    def stop_backend(self) -> None:
+        """Stops moto and restores the process: everything the stack held in memory is gone."""
+        if not getattr(self, "_backend_up", False):
+            return
+        try:
+            self._stopping.set()
+            self._stop_backend()
+        finally:
+            self._backend_up = False
+            _ACTIVE.release()
 
     def _stop_backend(self) -> None:
-        self._stopping.set()
-        for thread in self._threads:
-            thread.join(timeout=5)
+        if getattr(self, "_discovery_written", False):
+            _ops_discovery().remove_discovery()
+            self._discovery_written = False
+        if getattr(self, "_visibility_changes", None) is not None:
+            self._visibility_changes.uninstall()
+        self._restore_logger()
         if getattr(self, "_moto", None) is not None:
             self._moto.stop()
             self._moto = None

@@ -23,12 +23,15 @@ class BillingSyncConfig:
     powertools_layer_version: int = DEFAULT_POWERTOOLS_LAYER_VERSION
     wait_horizon_hours: int = DEFAULT_WAIT_HORIZON_HOURS
     catalogue_required: bool = True
+    alarm_email: str | None = None
 
     @classmethod
     def from_context(cls, node: Node) -> BillingSyncConfig:
         """Reads `stage`, `defaultLegalEntity`, `stripePartnerEventBusName`, `powertoolsLayerVersion`,
-        `waitHorizonHours` and `catalogueRequired` ("false" posts invoices without product and price events)."""
+        `waitHorizonHours`, `catalogueRequired` ("false" posts invoices without product and price events) and
+        `alarmEmail` (an address subscribed to the alarm topic)."""
         partner_bus = node.try_get_context("stripePartnerEventBusName")
+        alarm_email = str(node.try_get_context("alarmEmail") or "").strip()
         catalogue = node.try_get_context("catalogueRequired")
         return cls(
             stage=str(node.try_get_context("stage") or DEFAULT_STAGE),
@@ -39,4 +42,5 @@ class BillingSyncConfig:
             ),
             wait_horizon_hours=int(node.try_get_context("waitHorizonHours") or DEFAULT_WAIT_HORIZON_HOURS),
             catalogue_required=str(catalogue).lower() not in {"false", "0", "no"} if catalogue is not None else True,
+            alarm_email=alarm_email or None,
         )

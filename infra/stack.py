@@ -10,7 +10,7 @@ from constructs import Construct
 from infra.config import BillingSyncConfig
 from infra.constructs.ingest_api import IngestApi
 from infra.constructs.ingest_path import IngestPath
-from infra.constructs.observability import Observability
+from infra.constructs.observability import Observability, WatchedRule
 from infra.constructs.partner_events import StripePartnerEvents
 from infra.constructs.posting_pipeline import PostingPipeline
 from infra.constructs.raw_archive import RawArchive
@@ -42,6 +42,7 @@ class BillingSyncStack(Stack):
             raw_archive=raw_archive.bucket,
             lineage_table=tables.lineage,
             exception_queue=posting.exception_queue,
+            exception_table=tables.exceptions,
             default_legal_entity=config.default_legal_entity,
         )
         ingest = IngestApi(
@@ -52,6 +53,10 @@ class BillingSyncStack(Stack):
             "PostToErp": posting.function,
             "SweepWaitingRoom": posting.sweep_function,
         }
+        rules = {
+            "CanonicalEventsToPosting": WatchedRule(rule=posting.rule, event_bus_name=billing_bus.event_bus_name),
+            "SweepWaitingRoomSchedule": WatchedRule(rule=posting.sweep_rule),
+        }
         if config.stripe_partner_event_bus_name:
             partner = StripePartnerEvents(
                 self,
@@ -61,13 +66,28 @@ class BillingSyncStack(Stack):
                 ingest_path=ingest_path,
             )
             functions["StripePartnerEvents"] = partner.function
-        Observability(self, "Observability", exception_queue=posting.exception_queue, functions=functions)
+            rules["StripePartnerEventsToNormaliser"] = WatchedRule(
+                rule=partner.rule, event_bus_name=config.stripe_partner_event_bus_name
+            )
+        observability = Observability(
+            self,
+            "Observability",
+            exception_queue=posting.exception_queue,
+            functions=functions,
+            rest_api=ingest.rest_api,
+            rules=rules,
+            metrics_namespace=function_factory.metrics_namespace,
+            service_name=function_factory.service_name,
+            alarm_email=config.alarm_email,
+        )
 
         outputs = {
             "WebhookUrl": ingest.webhook_url,
             "BillingBusName": billing_bus.event_bus_name,
             "PostingQueueUrl": posting.posting_queue.queue_url,
             "ExceptionQueueUrl": posting.exception_queue.queue_url,
+            "ExceptionTableName": tables.exceptions.table_name,
+            "AlarmTopicArn": observability.topic.topic_arn,
             "LineageTableName": tables.lineage.table_name,
             "LedgerTableName": tables.ledger.table_name,
             "MasterDataTableName": tables.master_data.table_name,

@@ -56,6 +56,12 @@ class PostingSettings(_Settings):
     claim_lease_seconds: int = Field(default=90, ge=1)
     wait_horizon_seconds: int = Field(default=3 * 24 * 3600, ge=1)
     catalogue_required: bool = True
+    # Kept equal to the posting queue's redrive maxReceiveCount: the last receive parks with a reason.
+    posting_max_receive_count: int = Field(default=8, ge=1)
+    posting_retry_base_seconds: int = Field(default=30, ge=0, le=43200)
+    posting_retry_cap_seconds: int = Field(default=900, ge=0, le=43200)  # SQS visibility is at most 12 h
+    erp_circuit_failure_threshold: int = Field(default=5, ge=1)
+    erp_circuit_cool_down_seconds: int = Field(default=60, ge=1, le=900)  # SQS DelaySeconds is at most 900
 
 
 @cache

@@ -3,6 +3,7 @@ from __future__ import annotations
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_lambda_destinations as destinations
 from constructs import Construct
 
 from infra.constructs.ingest_path import IngestPath
@@ -12,13 +13,18 @@ STRIPE_PARTNER_SOURCE_PREFIX = "aws.partner/stripe.com"
 NORMALISER_TIMEOUT = Duration.seconds(10)
 DELIVERY_RETRY_ATTEMPTS = 8
 DELIVERY_MAX_EVENT_AGE = Duration.hours(24)
+# EventBridge invokes the function asynchronously: its DLQ covers only events Lambda never accepted.
+# An accepted event whose invocation fails is retried by Lambda, then sent to the on-failure destination.
+ASYNC_RETRY_ATTEMPTS = 2
 
 
 class StripePartnerEvents(Construct):
     """Stripe events delivered natively to an EventBridge partner bus, normalised onto the billing bus.
 
     The partner bus is created by accepting Stripe's event destination in the account, so it is only
-    referenced by name. Events the target cannot take after retries land in the exception queue.
+    referenced by name. Events the target cannot take after retries (the rule's DLQ) and events whose
+    invocation still fails after Lambda's async retries (the function's on-failure destination) land in
+    the exception queue, so no Stripe event is dropped silently.
     """
 
     def __init__(
@@ -41,6 +47,10 @@ class StripePartnerEvents(Construct):
             environment=ingest_path.environment(),
         )
         ingest_path.grant(self.function)
+        self.function.configure_async_invoke(
+            on_failure=destinations.SqsDestination(ingest_path.exception_queue),
+            retry_attempts=ASYNC_RETRY_ATTEMPTS,
+        )
         self.rule = events.Rule(
             self,
             "StripePartnerEventsToNormaliser",

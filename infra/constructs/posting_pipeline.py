@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
@@ -24,12 +24,25 @@ POSTING_BATCH_SIZE = 10
 POSTING_MAX_CONCURRENCY = 5
 DEFAULT_WAIT_HORIZON = Duration.days(3)
 SWEEP_INTERVAL = Duration.minutes(15)
+# SQS's maximum: an operator has two weeks to look at a parked event before SQS drops it.
+EXCEPTION_RETENTION = Duration.days(14)
+# Bus -> posting queue delivery fails only when SQS refuses the message (throttling, a broken policy);
+# EventBridge retries with back-off for a day before the event goes to the exception queue.
+BUS_DELIVERY_RETRY_ATTEMPTS = 8
+BUS_DELIVERY_MAX_EVENT_AGE = Duration.hours(24)
+SWEEP_RETRY_ATTEMPTS = 2
 
 
 class PostingPipeline(Construct):
     """Canonical events from the billing bus -> posting queue -> posting Lambda -> ERP port.
 
-    The posting queue's dead-letter queue is the exception queue that operators inspect and redrive.
+    One exception queue serves every stage, so an operator has one place to inspect and redrive and
+    the exception store indexes one queue: it is the posting queue's dead-letter queue, the DLQ of the
+    bus rule that feeds the posting queue and of the sweep schedule's target, and the ingest path's
+    (webhook and partner function) parking queue, DLQ and async on-failure destination. A parked
+    record, a redriven EventBridge envelope and a Lambda on-failure record are all read by
+    `billing_sync.aws.exception_queue.decode_exception_message`. Both queues are retained on stack
+    deletion: they may hold events nobody has posted yet.
     """
 
     def __init__(
@@ -49,7 +62,8 @@ class PostingPipeline(Construct):
             "ExceptionQueue",
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
-            retention_period=Duration.days(14),
+            retention_period=EXCEPTION_RETENTION,
+            removal_policy=RemovalPolicy.RETAIN,
         )
         NagSuppressions.add_resource_suppressions(
             self.exception_queue,
@@ -68,6 +82,7 @@ class PostingPipeline(Construct):
             enforce_ssl=True,
             visibility_timeout=Duration.seconds(POSTING_TIMEOUT.to_seconds() * VISIBILITY_TIMEOUT_FACTOR),
             dead_letter_queue=sqs.DeadLetterQueue(queue=self.exception_queue, max_receive_count=MAX_RECEIVE_COUNT),
+            removal_policy=RemovalPolicy.RETAIN,
         )
         self.rule = events.Rule(
             self,
@@ -75,7 +90,14 @@ class PostingPipeline(Construct):
             event_bus=billing_bus,
             description="Canonical finance events that post documents to the ERP",
             event_pattern=events.EventPattern(source=["billing-sync"], detail_type=POSTED_DETAIL_TYPES),
-            targets=[targets.SqsQueue(self.posting_queue)],
+            targets=[
+                targets.SqsQueue(
+                    self.posting_queue,
+                    dead_letter_queue=self.exception_queue,
+                    retry_attempts=BUS_DELIVERY_RETRY_ATTEMPTS,
+                    max_event_age=BUS_DELIVERY_MAX_EVENT_AGE,
+                )
+            ],
         )
 
         environment = {
@@ -84,9 +106,12 @@ class PostingPipeline(Construct):
             "MASTER_DATA_TABLE_NAME": tables.master_data.table_name,
             "WAITING_ROOM_TABLE_NAME": tables.waiting_room.table_name,
             "EXCEPTION_QUEUE_URL": self.exception_queue.queue_url,
+            "EXCEPTION_TABLE_NAME": tables.exceptions.table_name,
             "POSTING_QUEUE_URL": self.posting_queue.queue_url,
             "WAIT_HORIZON_SECONDS": str(int(wait_horizon.to_seconds())),
             "CATALOGUE_REQUIRED": "true" if catalogue_required else "false",
+            # The posting function parks a transient failure itself on the queue's last receive.
+            "POSTING_MAX_RECEIVE_COUNT": str(MAX_RECEIVE_COUNT),
         }
         self.function = function_factory.create(
             self,
@@ -109,14 +134,19 @@ class PostingPipeline(Construct):
                 table.grant_read_write_data(function)
             self.exception_queue.grant_send_messages(function)
             self.posting_queue.grant_send_messages(function)
+            assert function.role is not None
             NagSuppressions.add_resource_suppressions(
                 function.role,
                 [
                     NagPackSuppression(
                         id="AwsSolutions-IAM5",
-                        reason="grant_read_write_data adds the ledger's indexes (index/*) so the function can "
-                        "query AppliedTo (an invoice's payments); the wildcard covers indexes of that one table only.",
-                        applies_to=[{"regex": "/^Resource::<StateTablesLedger.*\\.Arn>/index/\\*$/g"}],
+                        reason="grant_read_write_data adds each table's indexes (index/*) so the function can "
+                        "query the ledger's AppliedTo (an invoice's payments) and the exception store's "
+                        "OpenByCategory; each wildcard covers the indexes of that one table only.",
+                        applies_to=[
+                            {"regex": "/^Resource::<StateTablesLedger.*\\.Arn>/index/\\*$/g"},
+                            {"regex": "/^Resource::<StateTablesExceptions.*\\.Arn>/index/\\*$/g"},
+                        ],
                     )
                 ],
                 apply_to_children=True,
@@ -126,7 +156,15 @@ class PostingPipeline(Construct):
             "SweepWaitingRoomSchedule",
             description="Heals missed releases and enforces the wait horizon",
             schedule=events.Schedule.rate(SWEEP_INTERVAL),
-            targets=[targets.LambdaFunction(self.sweep_function, retry_attempts=2)],
+            targets=[
+                targets.LambdaFunction(
+                    self.sweep_function,
+                    dead_letter_queue=self.exception_queue,
+                    retry_attempts=SWEEP_RETRY_ATTEMPTS,
+                    # A sweep older than the interval is superseded by the next one.
+                    max_event_age=SWEEP_INTERVAL,
+                )
+            ],
         )
         self.function.add_event_source(
             event_sources.SqsEventSource(

@@ -4,11 +4,13 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
+from billing_sync.aws.exception_store import OPEN_BY_CATEGORY_INDEX
 from billing_sync.erp import APPLIED_TO_INDEX as LEDGER_APPLIED_TO_INDEX
 
 
 class StateTables(Construct):
-    """Lineage (idempotency claims and checkpoints), the embedded ERP ledger, master data, the waiting room."""
+    """Lineage (idempotency claims and checkpoints), the embedded ERP ledger, master data, the waiting room
+    and the exception store (every parked event, by category and age)."""
 
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
@@ -28,10 +30,19 @@ class StateTables(Construct):
             partition_key=dynamodb.Attribute(name="key", type=dynamodb.AttributeType.STRING),
             sort_key=dynamodb.Attribute(name="event_id", type=dynamodb.AttributeType.STRING),
         )
+        self.exceptions = self._table("Exceptions")
+        # Sparse: only open exceptions carry `open_category`, so operators list what needs them, oldest
+        # first per category, without draining the queue; closed items stay in the table as history.
+        self.exceptions.add_global_secondary_index(
+            index_name=OPEN_BY_CATEGORY_INDEX,
+            partition_key=dynamodb.Attribute(name="open_category", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="first_seen", type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.ALL,
+        )
 
     @property
     def all(self) -> list[dynamodb.Table]:
-        return [self.lineage, self.ledger, self.master_data, self.waiting_room]
+        return [self.lineage, self.ledger, self.master_data, self.waiting_room, self.exceptions]
 
     def _table(
         self,

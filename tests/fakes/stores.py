@@ -84,7 +84,9 @@ class InMemoryLineageStore:
         with self._lock:
             held = self.records.get(record.event_id)
             # As the DynamoDB adapter updates the item: earlier checkpoints and the redrive trail are kept.
-            kept = {"redrives": held.redrives, "checkpoints": {**held.checkpoints, **record.checkpoints}} if held else {}
+            kept = (
+                {"redrives": held.redrives, "checkpoints": {**held.checkpoints, **record.checkpoints}} if held else {}
+            )
             self.records[record.event_id] = record.model_copy(update=kept)
 
     def get(self, event_id: str) -> LineageRecord | None:

@@ -46,3 +46,11 @@ def synthesised(tmp_path_factory: pytest.TempPathFactory) -> SynthesisedStack:
 @pytest.fixture(scope="session")
 def synthesised_with_partner_bus(tmp_path_factory: pytest.TempPathFactory) -> SynthesisedStack:
     return synthesise(tmp_path_factory.mktemp("cdk-out-partner"), {"stripePartnerEventBusName": PARTNER_BUS_NAME})
+
+
+ALARM_EMAIL = "finance-ops@example.com"
+
+
+@pytest.fixture(scope="session")
+def synthesised_with_alarm_email(tmp_path_factory: pytest.TempPathFactory) -> SynthesisedStack:
+    return synthesise(tmp_path_factory.mktemp("cdk-out-alarm-email"), {"alarmEmail": ALARM_EMAIL})

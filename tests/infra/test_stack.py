@@ -6,12 +6,16 @@ from pathlib import Path
 import pytest
 from aws_cdk.assertions import Match
 
+from billing_sync.aws.exception_store import OPEN_BY_CATEGORY_INDEX
 from billing_sync.domain.posting.rules import POSTED_EVENT_TYPES, POSTING_RULES
-from tests.infra.conftest import PARTNER_BUS_NAME, SynthesisedStack
+from billing_sync.observability import metrics
+from tests.infra.conftest import ALARM_EMAIL, PARTNER_BUS_NAME, SynthesisedStack
 
 pytestmark = pytest.mark.infra
 
 POSTING_FUNCTION_TIMEOUT_SECONDS = 30
+FOURTEEN_DAYS_SECONDS = 14 * 24 * 3600
+EXCEPTION_PARKING_MODULES = ("stripe_webhook", "post_to_erp", "sweep_waiting_room")
 
 
 def function_by_module(synthesised: SynthesisedStack, module: str) -> tuple[str, dict]:
@@ -79,6 +83,35 @@ def test_every_function_has_a_log_group_with_retention(synthesised):
         assert log_groups[log_group_id]["Properties"]["RetentionInDays"] == 30, logical_id
 
 
+def alarms(synthesised: SynthesisedStack) -> list[dict]:
+    return [alarm["Properties"] for alarm in synthesised.resources("AWS::CloudWatch::Alarm").values()]
+
+
+def alarms_on(synthesised: SynthesisedStack, metric_name: str, dimensions: dict[str, object]) -> list[dict]:
+    return [
+        alarm
+        for alarm in alarms(synthesised)
+        if alarm.get("MetricName") == metric_name
+        and {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])} == dimensions
+    ]
+
+
+def exception_queue_ids(synthesised: SynthesisedStack) -> set[str]:
+    """Every queue something dead-letters or fails over to: redrive targets, rule DLQs, on-failure destinations."""
+    template = synthesised.template.to_json()["Resources"]
+    arns: list[object] = []
+    for resource in template.values():
+        properties = resource.get("Properties", {})
+        if resource["Type"] == "AWS::SQS::Queue" and "RedrivePolicy" in properties:
+            arns.append(properties["RedrivePolicy"]["deadLetterTargetArn"])
+        if resource["Type"] == "AWS::Events::Rule":
+            arns.extend(t["DeadLetterConfig"]["Arn"] for t in properties.get("Targets", []) if "DeadLetterConfig" in t)
+        if resource["Type"] == "AWS::Lambda::EventInvokeConfig":
+            arns.append(properties["DestinationConfig"]["OnFailure"]["Destination"])
+    assert all(isinstance(arn, dict) and "Fn::GetAtt" in arn for arn in arns), f"a target outside the stack: {arns}"
+    return {arn["Fn::GetAtt"][0] for arn in arns}  # type: ignore[index]
+
+
 def test_function_timeouts_and_environment(synthesised):
     _, webhook = function_by_module(synthesised, "stripe_webhook")
     _, posting = function_by_module(synthesised, "post_to_erp")
@@ -100,6 +133,38 @@ def test_function_timeouts_and_environment(synthesised):
         "MASTER_DATA_TABLE_NAME",
         "EXCEPTION_QUEUE_URL",
     }
+
+
+def test_every_function_that_parks_exceptions_knows_the_exception_store(synthesised_with_partner_bus):
+    # GIVEN the stack with every function, the partner normaliser included
+    stack = synthesised_with_partner_bus
+    table_id = logical_id_of(stack, "AWS::DynamoDB::Table", "StateTablesExceptions")
+
+    # THEN each function that parks exceptions is told the table and may write to it
+    for module in (*EXCEPTION_PARKING_MODULES, "stripe_partner_events"):
+        _, function = function_by_module(stack, module)
+        assert function["Properties"]["Environment"]["Variables"]["EXCEPTION_TABLE_NAME"] == {"Ref": table_id}, module
+        assert "dynamodb:PutItem" in allowed_actions(stack, module), module
+    assert {"dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:GetItem"} <= allowed_actions(stack, "post_to_erp")
+
+
+def test_the_exception_store_lists_open_exceptions_by_category_oldest_first(synthesised):
+    # GIVEN the exception store table
+    table = synthesised.resource(logical_id_of(synthesised, "AWS::DynamoDB::Table", "StateTablesExceptions"))
+
+    # THEN it is keyed by event id with the OpenByCategory index the adapter queries
+    properties = table["Properties"]
+    assert properties["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    [index] = [gsi for gsi in properties["GlobalSecondaryIndexes"] if gsi["IndexName"] == OPEN_BY_CATEGORY_INDEX]
+    assert OPEN_BY_CATEGORY_INDEX == "OpenByCategory"
+    assert index["KeySchema"] == [
+        {"AttributeName": "open_category", "KeyType": "HASH"},
+        {"AttributeName": "first_seen", "KeyType": "RANGE"},
+    ]
+    assert index["Projection"] == {"ProjectionType": "ALL"}
+    attribute_types = {a["AttributeName"]: a["AttributeType"] for a in properties["AttributeDefinitions"]}
+    assert attribute_types == {"pk": "S", "open_category": "S", "first_seen": "S"}
+    assert table["DeletionPolicy"] == "Retain"
 
 
 def test_tables_have_pk_pitr_sse_on_demand_and_are_retained(synthesised):
@@ -160,13 +225,17 @@ def test_posting_queue_redrives_to_the_exception_queue(synthesised):
     assert redrive["maxReceiveCount"] >= 5
     assert posting_queue["VisibilityTimeout"] >= 6 * POSTING_FUNCTION_TIMEOUT_SECONDS
     exception_queue = synthesised.resource(exception_queue_id)["Properties"]
-    assert exception_queue["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert exception_queue["MessageRetentionPeriod"] == FOURTEEN_DAYS_SECONDS
 
 
-def test_queues_are_encrypted_and_tls_only(synthesised):
+@pytest.mark.parametrize("stack_fixture", ["synthesised", "synthesised_with_partner_bus"])
+def test_queues_are_encrypted_tls_only_and_retained(stack_fixture, request):
+    synthesised = request.getfixturevalue(stack_fixture)
     policies = synthesised.resources("AWS::SQS::QueuePolicy").values()
     for logical_id, queue in synthesised.resources("AWS::SQS::Queue").items():
-        assert queue["Properties"]["SqsManagedSseEnabled"] is True, logical_id
+        properties = queue["Properties"]
+        assert properties.get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in properties, logical_id
+        assert queue["DeletionPolicy"] == "Retain", logical_id
         tls_denials = [
             statement
             for policy in policies
@@ -176,6 +245,68 @@ def test_queues_are_encrypted_and_tls_only(synthesised):
             and statement.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
         ]
         assert tls_denials, f"{logical_id} accepts plain HTTP"
+
+
+@pytest.mark.parametrize("stack_fixture", ["synthesised", "synthesised_with_partner_bus"])
+def test_every_exception_queue_keeps_messages_fourteen_days(stack_fixture, request):
+    # GIVEN every queue the stack dead-letters or fails over to
+    synthesised = request.getfixturevalue(stack_fixture)
+    targets = exception_queue_ids(synthesised)
+
+    # THEN each keeps what it holds for SQS's maximum and is retained with the stack
+    assert targets
+    for logical_id in targets:
+        queue = synthesised.resource(logical_id)
+        assert queue["Type"] == "AWS::SQS::Queue"
+        assert queue["Properties"]["MessageRetentionPeriod"] == FOURTEEN_DAYS_SECONDS, logical_id
+        assert queue["DeletionPolicy"] == "Retain", logical_id
+
+
+def test_the_bus_rule_and_the_sweep_schedule_dead_letter_to_the_exception_queue(synthesised):
+    # GIVEN the exception queue and the two rules of the posting stage
+    exception_queue_arn = {
+        "Fn::GetAtt": [logical_id_of(synthesised, "AWS::SQS::Queue", "PostingPipelineExceptionQueue"), "Arn"]
+    }
+    posting_queue_id = logical_id_of(synthesised, "AWS::SQS::Queue", "PostingPipelinePostingQueue")
+    sweeper_id, _ = function_by_module(synthesised, "sweep_waiting_room")
+
+    # THEN each target retries, then dead-letters what it cannot deliver
+    for target_arn in ({"Fn::GetAtt": [posting_queue_id, "Arn"]}, {"Fn::GetAtt": [sweeper_id, "Arn"]}):
+        synthesised.template.has_resource_properties(
+            "AWS::Events::Rule",
+            {
+                "Targets": [
+                    Match.object_like(
+                        {
+                            "Arn": target_arn,
+                            "DeadLetterConfig": {"Arn": exception_queue_arn},
+                            "RetryPolicy": {
+                                "MaximumRetryAttempts": Match.any_value(),
+                                "MaximumEventAgeInSeconds": Match.any_value(),
+                            },
+                        }
+                    )
+                ]
+            },
+        )
+
+
+def test_partner_function_sends_failed_async_invocations_to_the_exception_queue(synthesised_with_partner_bus):
+    # GIVEN the partner normaliser, which EventBridge invokes asynchronously
+    stack = synthesised_with_partner_bus
+    normaliser_id, _ = function_by_module(stack, "stripe_partner_events")
+    exception_queue_id = logical_id_of(stack, "AWS::SQS::Queue", "PostingPipelineExceptionQueue")
+
+    # THEN an invocation that still fails after Lambda's retries lands in the exception queue
+    stack.template.has_resource_properties(
+        "AWS::Lambda::EventInvokeConfig",
+        {
+            "FunctionName": {"Ref": normaliser_id},
+            "MaximumRetryAttempts": 2,
+            "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": [exception_queue_id, "Arn"]}}},
+        },
+    )
+    assert "sqs:SendMessage" in allowed_actions(stack, "stripe_partner_events")
 
 
 def test_posting_event_source_reports_partial_failures_and_caps_concurrency(synthesised):
@@ -207,7 +338,14 @@ def test_billing_bus_rule_sends_canonical_events_to_the_posting_queue(synthesise
                 "source": ["billing-sync"],
                 "detail-type": list(POSTED_EVENT_TYPES),
             },
-            "Targets": [Match.object_like({"Arn": {"Fn::GetAtt": [posting_queue_id, "Arn"]}})],
+            "Targets": [
+                Match.object_like(
+                    {
+                        "Arn": {"Fn::GetAtt": [posting_queue_id, "Arn"]},
+                        "DeadLetterConfig": {"Arn": Match.any_value()},
+                    }
+                )
+            ],
         },
     )
 
@@ -312,18 +450,116 @@ def test_signing_secret_is_a_json_list_placeholder(synthesised):
     )
 
 
-def test_alarms_watch_the_exception_queue_and_function_errors(synthesised):
-    synthesised.template.has_resource_properties(
-        "AWS::CloudWatch::Alarm",
+def alarm_topic_id(synthesised: SynthesisedStack) -> str:
+    return logical_id_of(synthesised, "AWS::SNS::Topic", "ObservabilityAlarmTopic")
+
+
+@pytest.mark.parametrize("stack_fixture", ["synthesised", "synthesised_with_partner_bus"])
+def test_every_alarm_notifies_the_alarm_topic(stack_fixture, request):
+    # GIVEN every alarm of the stack
+    synthesised = request.getfixturevalue(stack_fixture)
+    topic = {"Ref": alarm_topic_id(synthesised)}
+
+    # THEN each one notifies the one alarm topic
+    assert alarms(synthesised)
+    for alarm in alarms(synthesised):
+        assert topic in alarm["AlarmActions"], alarm["AlarmDescription"]
+
+
+def test_the_alarm_topic_is_encrypted_and_tls_only(synthesised):
+    topic_id = alarm_topic_id(synthesised)
+    topic = synthesised.resource(topic_id)["Properties"]
+    key_id = topic["KmsMasterKeyId"]["Fn::GetAtt"][0]
+    key = synthesised.resource(key_id)
+    assert key["Properties"]["EnableKeyRotation"] is True
+    # CloudWatch must be able to use the key, or alarm notifications are dropped silently.
+    assert any(
+        statement.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}
+        and {"kms:Decrypt", "kms:GenerateDataKey*"} <= set(statement["Action"])
+        for statement in key["Properties"]["KeyPolicy"]["Statement"]
+    )
+    statements = [
+        statement
+        for policy in synthesised.resources("AWS::SNS::TopicPolicy").values()
+        if {"Ref": topic_id} in policy["Properties"]["Topics"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    assert any(
+        s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}} for s in statements
+    )
+    assert not synthesised.resources("AWS::SNS::Subscription")
+
+
+def test_alarm_email_context_subscribes_the_address(synthesised_with_alarm_email):
+    synthesised_with_alarm_email.template.has_resource_properties(
+        "AWS::SNS::Subscription",
         {
-            "MetricName": "ApproximateNumberOfMessagesVisible",
-            "Threshold": 1,
-            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            "Protocol": "email",
+            "Endpoint": ALARM_EMAIL,
+            "TopicArn": {"Ref": alarm_topic_id(synthesised_with_alarm_email)},
         },
     )
-    synthesised.template.has_resource_properties(
-        "AWS::CloudWatch::Alarm", {"MetricName": "Errors", "Namespace": "AWS/Lambda"}
-    )
+
+
+def test_alarms_watch_the_exception_queue_depth_and_age(synthesised):
+    queue_name = {
+        "Fn::GetAtt": [logical_id_of(synthesised, "AWS::SQS::Queue", "PostingPipelineExceptionQueue"), "QueueName"]
+    }
+    [depth] = alarms_on(synthesised, "ApproximateNumberOfMessagesVisible", {"QueueName": queue_name})
+    assert depth["Threshold"] == 1
+    assert depth["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    [age] = alarms_on(synthesised, "ApproximateAgeOfOldestMessage", {"QueueName": queue_name})
+    assert age["Threshold"] == 4 * 24 * 3600
+    assert age["Threshold"] < FOURTEEN_DAYS_SECONDS
+    assert age["ComparisonOperator"] == "GreaterThanThreshold"
+
+
+def test_posting_item_failures_alarm_watches_the_metric_powertools_emits(synthesised):
+    # GIVEN the namespace and service the handlers' Powertools metrics are created with
+    [alarm] = alarms_on(synthesised, "PostingItemFailures", {"service": metrics.service})
+
+    # THEN the alarm reads the same namespace, summed
+    assert alarm["Namespace"] == metrics.namespace == "BillingSync"
+    assert alarm["Statistic"] == "Sum"
+    assert alarm["Threshold"] >= 1
+
+
+def test_alarms_watch_webhook_refusals_and_server_errors(synthesised):
+    client_errors = [a for a in alarms(synthesised) if a.get("MetricName") == "4XXError"]
+    server_errors = [a for a in alarms(synthesised) if a.get("MetricName") == "5XXError"]
+    assert [a["Namespace"] for a in client_errors + server_errors] == ["AWS/ApiGateway"] * 2
+    assert client_errors[0]["Statistic"] == "Sum" and client_errors[0]["Threshold"] >= 1
+    assert server_errors[0]["Threshold"] == 1
+
+
+@pytest.mark.parametrize("stack_fixture", ["synthesised", "synthesised_with_partner_bus"])
+def test_every_function_has_error_and_throttle_alarms(stack_fixture, request):
+    synthesised = request.getfixturevalue(stack_fixture)
+    for logical_id in synthesised.resources("AWS::Lambda::Function"):
+        for metric_name in ("Errors", "Throttles"):
+            [alarm] = alarms_on(synthesised, metric_name, {"FunctionName": {"Ref": logical_id}})
+            assert alarm["Namespace"] == "AWS/Lambda"
+            assert alarm["Threshold"] == 1
+
+
+@pytest.mark.parametrize("stack_fixture", ["synthesised", "synthesised_with_partner_bus"])
+def test_every_rule_has_a_failed_invocations_alarm(stack_fixture, request):
+    # GIVEN every rule of the stack (the partner rule only with its context)
+    synthesised = request.getfixturevalue(stack_fixture)
+    rules = synthesised.resources("AWS::Events::Rule")
+    assert rules
+
+    # THEN each rule's permanent delivery failures raise an alarm with the dimensions EventBridge uses
+    for logical_id, rule in rules.items():
+        bus = rule["Properties"].get("EventBusName")
+        dimensions: dict[str, object] = (
+            {"RuleName": {"Ref": logical_id}}
+            if bus is None
+            else {"EventBusName": bus, "RuleName": {"Fn::Select": [1, {"Fn::Split": ["|", {"Ref": logical_id}]}]}}
+        )
+        for metric_name in ("FailedInvocations", "InvocationsFailedToBeSentToDlq"):
+            [alarm] = alarms_on(synthesised, metric_name, dimensions)
+            assert alarm["Namespace"] == "AWS/Events", logical_id
 
 
 def test_outputs_are_published(synthesised):
@@ -336,6 +572,8 @@ def test_outputs_are_published(synthesised):
         "LineageTableName",
         "LedgerTableName",
         "MasterDataTableName",
+        "ExceptionTableName",
+        "AlarmTopicArn",
         "RawArchiveBucketName",
         "StripeWebhookSecretName",
     } <= set(outputs)
@@ -401,7 +639,8 @@ def test_partner_bus_rule_targets_the_normaliser_with_retries_and_dlq(synthesise
     assert not any(action.startswith("secretsmanager:") for action in actions)
 
 
-def test_partner_bus_stack_passes_the_nag_gate(synthesised_with_partner_bus):
-    annotations = synthesised_with_partner_bus.annotations
+@pytest.mark.parametrize("stack_fixture", ["synthesised_with_partner_bus", "synthesised_with_alarm_email"])
+def test_optional_resources_pass_the_nag_gate(stack_fixture, request):
+    annotations = request.getfixturevalue(stack_fixture).annotations
     assert annotations.find_error("*", Match.string_like_regexp("AwsSolutions-.*")) == []
     assert annotations.find_warning("*", Match.string_like_regexp("AwsSolutions-.*")) == []

@@ -21,6 +21,8 @@ def reset() -> None:
         ingest.webhook_intake,
         ingest.partner_ingest,
         posting.posting_service,
+        posting.posting_retries,
+        posting.erp_circuit_breaker,
         settings.webhook_settings,
         settings.partner_settings,
         settings.posting_settings,

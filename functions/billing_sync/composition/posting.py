@@ -6,9 +6,12 @@ from datetime import timedelta
 from functools import cache
 
 from billing_sync.aws.posting_queue import SqsPostingQueue
+from billing_sync.aws.redelivery import SqsMessageRedelivery
 from billing_sync.composition.aws import aws_client, exception_queue, utc_now
 from billing_sync.domain.mapping import AccountMapping
 from billing_sync.domain.posting import PostingService
+from billing_sync.domain.retry import RetryPolicy, RetryScheduler
+from billing_sync.erp.circuit_breaker import CircuitBreaker, CircuitBreakerErpClient
 from billing_sync.erp.ledger import DynamoLedgerErpClient
 from billing_sync.settings import posting_settings
 from billing_sync.state.dynamo import DynamoLineageStore, DynamoMasterDataStore, DynamoWaitingRoom
@@ -20,7 +23,7 @@ def posting_service() -> PostingService:
     dynamodb = aws_client("dynamodb")
     sqs = aws_client("sqs")
     return PostingService(
-        erp=DynamoLedgerErpClient(dynamodb, settings.ledger_table_name),
+        erp=CircuitBreakerErpClient(DynamoLedgerErpClient(dynamodb, settings.ledger_table_name), erp_circuit_breaker()),
         lineage=DynamoLineageStore(dynamodb, settings.lineage_table_name),
         master_data=DynamoMasterDataStore(dynamodb, settings.master_data_table_name),
         exceptions=exception_queue(settings.exception_queue_url, settings.exception_table_name),
@@ -31,4 +34,28 @@ def posting_service() -> PostingService:
         requeue=SqsPostingQueue(sqs, settings.posting_queue_url),
         wait_horizon=timedelta(seconds=settings.wait_horizon_seconds),
         catalogue_required=settings.catalogue_required,
+    )
+
+
+@cache
+def erp_circuit_breaker() -> CircuitBreaker:
+    """One per execution environment, shared by the ERP adapter and the retry scheduler."""
+    settings = posting_settings()
+    return CircuitBreaker(
+        failure_threshold=settings.erp_circuit_failure_threshold,
+        cool_down_seconds=settings.erp_circuit_cool_down_seconds,
+    )
+
+
+@cache
+def posting_retries() -> RetryScheduler:
+    settings = posting_settings()
+    return RetryScheduler(
+        policy=RetryPolicy(
+            base_seconds=settings.posting_retry_base_seconds,
+            cap_seconds=settings.posting_retry_cap_seconds,
+            max_receive_count=settings.posting_max_receive_count,
+        ),
+        redelivery=SqsMessageRedelivery(aws_client("sqs"), settings.posting_queue_url),
+        erp=erp_circuit_breaker(),
     )

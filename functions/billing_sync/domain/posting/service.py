@@ -47,6 +47,7 @@ from billing_sync.domain.ports import (
 )
 from billing_sync.domain.posting.resolver import Resolver, document_key
 from billing_sync.domain.posting.rules import POSTING_RULES, MasterDataUpdate, Plan, PostingRule, RuleKind
+from billing_sync.domain.retry import retries_exhausted
 
 DEFAULT_WAIT_HORIZON = timedelta(days=3)
 """Stripe retries a webhook for up to three days; a dependency missing longer than that needs a person."""
@@ -144,9 +145,13 @@ class PostingService:
         except PermanentPostingError as exc:
             return self._park(event, ref, attempts=claim.attempts, first_seen=claim.first_seen, error=exc)
         except RetryablePostingError as exc:
+            if (exhausted := retries_exhausted(exc)) is not None:
+                return self._park(event, ref, attempts=claim.attempts, first_seen=claim.first_seen, error=exhausted)
             self._mark_pending(event, exc.category, exc.reason)
             raise
         except Exception as exc:
+            if (exhausted := retries_exhausted(exc)) is not None:
+                return self._park(event, ref, attempts=claim.attempts, first_seen=claim.first_seen, error=exhausted)
             self._mark_pending(event, ExceptionCategory.INTERNAL, f"{type(exc).__name__}: {exc}")
             raise
         self._lineage.mark_posted(event.event_id, document_ids=document_ids, now=self._clock(), note=plan.note)

@@ -1,0 +1,186 @@
+"""Operator commands: `dlq list|show|redrive|purge`, `replay`, `mapping check`.
+
+Wire into the `billing-sync` parser with `add_commands(subparsers)` and dispatch with `run(args)` when
+`args.ops_command` is set. Every command prints one JSON object with `--json`, human text otherwise;
+logs and progress go to stderr. Exit codes: 0 ok, 1 some items failed, 2 bad usage, 3 target not found.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from billing_sync.domain.errors import ExceptionCategory
+from billing_sync_ops.ops.output import EXIT_TARGET_NOT_FOUND, EXIT_USAGE, log
+from billing_sync_ops.ops.target import TargetNotFoundError, add_target_arguments, resolve_target
+
+__all__ = ["add_commands", "run"]
+
+
+def _category(text: str) -> str:
+    value = text.strip().upper()
+    if value not in ExceptionCategory.__members__:
+        raise argparse.ArgumentTypeError(f"unknown category {text!r}; one of {', '.join(ExceptionCategory)}")
+    return value
+
+
+def _duration(text: str) -> str:
+    from billing_sync_ops.ops.dlq import parse_duration
+
+    try:
+        parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _positive(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+        return value
+
+    return parse
+
+
+def _instant(text: str) -> Any:
+    from billing_sync_ops.ops.replay import parse_instant
+
+    try:
+        return parse_instant(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time, e.g. 2026-01-31T12:00:00Z") from None
+
+
+def _common(parser: argparse.ArgumentParser, *, target: bool = True) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    if target:
+        add_target_arguments(parser)
+
+
+def _filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--category", action="append", type=_category, default=[], help="e.g. MAPPING (repeatable)")
+    parser.add_argument("--event-type", action="append", default=[], help="canonical type, e.g. invoice.issued")
+    parser.add_argument("--event-id", action="append", default=[], help="canonical or source event id (repeatable)")
+    parser.add_argument("--older-than", type=_duration, help="first seen longer ago than this: 90s, 15m, 2h, 3d, 1w")
+    parser.add_argument("--limit", type=_positive(int), help="act on at most this many messages")
+    parser.add_argument("--dry-run", action="store_true", help="change nothing; list what would be done")
+
+
+def add_commands(subparsers: Any) -> None:
+    """Registers `dlq`, `replay` and `mapping` on the `billing-sync` sub-parsers."""
+    dlq = subparsers.add_parser("dlq", help="the exception queue: list, show, redrive, purge")
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True)
+
+    listing = dlq_commands.add_parser("list", help="open exceptions by category, source and type; queue depth")
+    _common(listing)
+    listing.set_defaults(ops_command="dlq list")
+
+    show = dlq_commands.add_parser("show", help="one exception: record, lineage, reason and what to do")
+    show.add_argument("id", help="canonical event id, Stripe event id (evt_...) or SQS message id")
+    _common(show)
+    show.set_defaults(ops_command="dlq show")
+
+    redrive = dlq_commands.add_parser("redrive", help="send selected exceptions through the pipeline again")
+    _filters(redrive)
+    redrive.add_argument("--rate", type=_positive(float), help="at most this many messages per second")
+    redrive.add_argument(
+        "--default-legal-entity", default="US01", help="for ingest exceptions normalised again (the stack's setting)"
+    )
+    _common(redrive)
+    redrive.set_defaults(ops_command="dlq redrive")
+
+    purge = dlq_commands.add_parser("purge", help="delete selected exceptions (needs a filter and --confirm)")
+    _filters(purge)
+    purge.add_argument("--confirm", action="store_true", help="required: purging cannot be undone")
+    _common(purge)
+    purge.set_defaults(ops_command="dlq purge")
+
+    replay = subparsers.add_parser("replay", help="publish archived raw events again (non-destructive)")
+    scope = replay.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--event-id", action="append", help="source event id, e.g. evt_... (repeatable)")
+    scope.add_argument("--from", dest="start", type=_instant, help="ISO 8601; with --to: archived in this range")
+    replay.add_argument("--to", dest="end", type=_instant, help="ISO 8601 end of the range (inclusive)")
+    replay.add_argument("--source", default="stripe", choices=["stripe"])
+    replay.add_argument("--dry-run", action="store_true", help="publish nothing; list what would be published")
+    replay.add_argument("--force", action="store_true", help="publish events lineage says are POSTED too")
+    replay.add_argument("--rate", type=_positive(float), help="at most this many events per second")
+    replay.add_argument("--default-legal-entity", default="US01", help="the stack's DEFAULT_LEGAL_ENTITY")
+    _common(replay)
+    replay.set_defaults(ops_command="replay")
+
+    mapping = subparsers.add_parser("mapping", help="account mapping files")
+    mapping_commands = mapping.add_subparsers(dest="mapping_command", required=True)
+    check = mapping_commands.add_parser("check", help="validate an account mapping file")
+    check.add_argument("file", type=Path)
+    _common(check, target=False)
+    check.set_defaults(ops_command="mapping check")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs the operator command `args` was parsed for; returns the exit code."""
+    command = getattr(args, "ops_command", None)
+    if command == "mapping check":
+        from billing_sync_ops.ops.mapping_check import check_mapping
+
+        return check_mapping(args.file, as_json=args.json)
+    if command == "dlq purge" and not args.confirm:
+        log("dlq purge deletes messages for good: pass --confirm (and try --dry-run first)")
+        return EXIT_USAGE
+    if command == "replay" and args.start is not None and args.end is None:
+        log("replay --from needs --to")
+        return EXIT_USAGE
+    try:
+        target = resolve_target(args)
+        return _run_on_target(command, args, target)
+    except TargetNotFoundError as exc:
+        log(str(exc))
+        return EXIT_TARGET_NOT_FOUND
+
+
+def _run_on_target(command: str | None, args: argparse.Namespace, target: Any) -> int:
+    from billing_sync_ops.ops import dlq
+
+    if command == "dlq list":
+        return dlq.list_exceptions(target, as_json=args.json)
+    if command == "dlq show":
+        return dlq.show_exception(target, args.id, as_json=args.json)
+    if command in ("dlq redrive", "dlq purge"):
+        filters = dlq.Filters(
+            categories=tuple(args.category),
+            event_types=tuple(args.event_type),
+            event_ids=tuple(args.event_id),
+            older_than=args.older_than,
+        )
+        return dlq.run_sweep(
+            target,
+            filters,
+            action=command.split()[1],
+            dry_run=args.dry_run,
+            limit=args.limit,
+            rate=getattr(args, "rate", None),
+            as_json=args.json,
+            default_legal_entity=getattr(args, "default_legal_entity", "US01"),
+        )
+    if command == "replay":
+        from billing_sync_ops.ops.replay import replay
+
+        return replay(
+            target,
+            source=args.source,
+            event_ids=tuple(args.event_id or ()),
+            start=args.start,
+            end=args.end,
+            dry_run=args.dry_run,
+            force=args.force,
+            rate=args.rate,
+            default_legal_entity=args.default_legal_entity,
+            as_json=args.json,
+        )
+    log(f"unknown operator command {command!r}")
+    return EXIT_USAGE
