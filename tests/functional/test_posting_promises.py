@@ -13,8 +13,9 @@ from billing_sync.domain.errors import (
     ExceptionCategory,
     RetryablePostingError,
 )
-from billing_sync.domain.lineage import LineageStatus
+from billing_sync.domain.lineage import EventRef, LineageStatus
 from billing_sync.domain.posting import PostingStatus
+from billing_sync.domain.retry import RetryPolicy, RetryScheduler
 from tests.builders import invoice_event, invoice_paid_event, load_event
 from tests.functional.posting_harness import CLAIM_LEASE, PostingHarness, canonical
 
@@ -286,3 +287,31 @@ def test_an_invalid_invoice_is_parked_at_once_even_before_its_customer_arrives()
     # THEN it is parked as VALIDATION on the first delivery instead of waiting for the customer
     assert result.status is PostingStatus.EXCEPTION
     assert result.category is ExceptionCategory.VALIDATION
+
+
+def test_a_copy_on_its_last_receive_whose_event_another_worker_holds_is_dropped_not_dead_lettered(
+    harness: PostingHarness,
+) -> None:
+    # GIVEN another worker holds a live claim on the invoice
+    invoice = canonical("stripe_invoice_finalized")
+    harness.lineage.claim(
+        EventRef(**invoice.model_dump(include=set(EventRef.model_fields))),
+        now=harness.clock.now,
+        lease_until=harness.clock.now + CLAIM_LEASE,
+    )
+    scheduler = RetryScheduler(policy=RetryPolicy(max_receive_count=8), redelivery=None, erp=_ErpUp())  # type: ignore[arg-type]
+
+    # WHEN a duplicate copy arrives on an early receive, then on its last
+    with pytest.raises(ClaimInFlightError):
+        harness.service.post(invoice, delivery=scheduler.delivery(2))
+    last = harness.service.post(invoice, delivery=scheduler.delivery(8))
+
+    # THEN the early copy is retried, the last one is acknowledged as a duplicate: nothing is parked
+    assert last.status is PostingStatus.DUPLICATE
+    assert harness.exceptions.records == []
+    assert harness.erp.documents == {}
+
+
+class _ErpUp:
+    def retry_after(self) -> float | None:
+        return None

@@ -227,16 +227,14 @@ def test_while_the_erp_is_down_a_record_waits_out_the_cool_down_and_the_last_rec
 def test_only_a_transient_failure_on_the_last_receive_with_the_erp_up_is_exhausted() -> None:
     up = RetryScheduler(policy=RetryPolicy(max_receive_count=3), redelivery=RecordingRedelivery(), erp=Health())
     down = RetryScheduler(policy=RetryPolicy(max_receive_count=3), redelivery=RecordingRedelivery(), erp=Health(5))
-    assert retries_exhausted(transient()) is None  # outside any delivery
-    with up.delivering(2):
-        assert retries_exhausted(transient()) is None
-    with up.delivering(3):
-        exhausted = retries_exhausted(transient())
-        in_flight = retries_exhausted(ClaimInFlightError("held"))
-        assert retries_exhausted(DependencyPendingError("no invoice", key="document:x")) is None
-        assert retries_exhausted(ErpUnavailableError("open", retry_after=5)) is None
-    with down.delivering(3):
-        assert retries_exhausted(transient()) is None
+    assert retries_exhausted(transient(), None) is None  # not delivered by the queue
+    assert retries_exhausted(transient(), up.delivery(2)) is None
+    last = up.delivery(3)
+    exhausted = retries_exhausted(transient(), last)
+    in_flight = retries_exhausted(ClaimInFlightError("held"), last)
+    assert retries_exhausted(DependencyPendingError("no invoice", key="document:x"), last) is None
+    assert retries_exhausted(ErpUnavailableError("open", retry_after=5), last) is None
+    assert retries_exhausted(transient(), down.delivery(3)) is None
     assert exhausted is not None and in_flight is not None
     assert exhausted.category is ExceptionCategory.ERP_TRANSIENT
     assert exhausted.reason == "still failing after 3 receives: 503 from ERP"

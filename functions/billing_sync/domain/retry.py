@@ -13,9 +13,6 @@ DEPENDENCY_PENDING is not retried by time: it waits by name in the waiting room.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -95,16 +92,12 @@ class Delivery:
     erp: ErpHealth
 
 
-_DELIVERY: ContextVar[Delivery | None] = ContextVar("billing_sync_delivery", default=None)
-
-
-def retries_exhausted(error: Exception) -> RetriesExhaustedError | None:
+def retries_exhausted(error: Exception, delivery: Delivery | None) -> RetriesExhaustedError | None:
     """What the posting service parks instead of raising `error`, or None to let the queue retry it.
 
-    Only on the last receive of the current delivery, never for what waits by name, and never while
-    the ERP is down (the error came from the open breaker, or this failure has just opened it).
+    Only on the last receive of the delivery, never for what waits by name, and never while the ERP is
+    down (the error came from the open breaker, or this failure has just opened it).
     """
-    delivery = _DELIVERY.get()
     if delivery is None or not delivery.last:
         return None
     if isinstance(error, (DependencyPendingError, ErpUnavailableError)) or delivery.erp.retry_after() is not None:
@@ -127,15 +120,9 @@ class RetryScheduler:
         self._redelivery = redelivery
         self._erp = erp
 
-    @contextmanager
-    def delivering(self, receive_count: int) -> Iterator[Delivery]:
-        """The posting done inside knows whether this receive is the last (see `retries_exhausted`)."""
-        delivery = Delivery(receive_count, self._policy.is_last_receive(receive_count), self._erp)
-        token = _DELIVERY.set(delivery)
-        try:
-            yield delivery
-        finally:
-            _DELIVERY.reset(token)
+    def delivery(self, receive_count: int) -> Delivery:
+        """Which delivery this is, for the posting service to know whether it is the last (`retries_exhausted`)."""
+        return Delivery(receive_count, self._policy.is_last_receive(receive_count), self._erp)
 
     def after_failure(self, *, receipt_handle: str, body: str, receive_count: int) -> RetryDecision:
         """Delays the record's return by the policy, or by the ERP's cool-down while it is down.

@@ -32,8 +32,7 @@ def post_record(record: SQSRecord) -> str:
     # Lambda always sets ApproximateReceiveCount; an event built by hand may not.
     receive_count = int(record.attributes.get("ApproximateReceiveCount") or 1)
     try:
-        with retries.delivering(receive_count):
-            result = posting_service().handle(_bus_event_detail(record.body))
+        result = posting_service().handle(_bus_event_detail(record.body), delivery=retries.delivery(receive_count))
     except Exception as exc:
         retry = retries.after_failure(
             receipt_handle=record.receipt_handle, body=record.body, receive_count=receive_count

@@ -47,7 +47,7 @@ from billing_sync.domain.ports import (
 )
 from billing_sync.domain.posting.resolver import Resolver, document_key
 from billing_sync.domain.posting.rules import POSTING_RULES, MasterDataUpdate, Plan, PostingRule, RuleKind
-from billing_sync.domain.retry import retries_exhausted
+from billing_sync.domain.retry import Delivery, retries_exhausted
 
 DEFAULT_WAIT_HORIZON = timedelta(days=3)
 """Stripe retries a webhook for up to three days; a dependency missing longer than that needs a person."""
@@ -101,16 +101,17 @@ class PostingService:
         self._outcomes = OutcomeRecorder(lineage=lineage, exceptions=exceptions, clock=clock)
         self._world = Resolver(erp=erp, master_data=master_data, mapping=mapping, catalogue_required=catalogue_required)
 
-    def handle(self, detail: Mapping[str, Any]) -> PostingResult:
+    def handle(self, detail: Mapping[str, Any], *, delivery: Delivery | None = None) -> PostingResult:
         """Posts a canonical event given as JSON data; raises RetryablePostingError to be retried."""
         try:
             event: FinanceEvent = FINANCE_EVENT.validate_python(detail)
         except pydantic.ValidationError as exc:
             return self._park_unreadable(detail, exc)
-        return self.post(event)
+        return self.post(event, delivery=delivery)
 
-    def post(self, event: FinanceEvent) -> PostingResult:
-        """Raises RetryablePostingError (the queue retries); parks permanent failures."""
+    def post(self, event: FinanceEvent, *, delivery: Delivery | None = None) -> PostingResult:
+        """Raises RetryablePostingError (the queue retries); parks permanent failures, and a transient one
+        on the `delivery`'s last receive (see domain.retry)."""
         ref = _event_ref(event)
         rule = POSTING_RULES.get(event.event_type)  # type: ignore[call-overload]
         if rule is None:
@@ -125,6 +126,10 @@ class PostingService:
         if claim.state is ClaimState.ALREADY_POSTED:
             return PostingResult(event.event_id, PostingStatus.DUPLICATE, claim.erp_document_ids)
         if claim.state is ClaimState.IN_FLIGHT:
+            if delivery is not None and delivery.last:
+                # Another delivery of the same event holds the claim; if its worker dies, that message
+                # returns and claims again after the lease. This copy can go without being dead-lettered.
+                return PostingResult(event.event_id, PostingStatus.DUPLICATE)
             raise ClaimInFlightError(f"event {event.event_id} is being posted by another worker")
         try:
             plan = self._plan_or_wait(event, rule, claim.first_seen)
@@ -145,12 +150,12 @@ class PostingService:
         except PermanentPostingError as exc:
             return self._park(event, ref, attempts=claim.attempts, first_seen=claim.first_seen, error=exc)
         except RetryablePostingError as exc:
-            if (exhausted := retries_exhausted(exc)) is not None:
+            if (exhausted := retries_exhausted(exc, delivery)) is not None:
                 return self._park(event, ref, attempts=claim.attempts, first_seen=claim.first_seen, error=exhausted)
             self._mark_pending(event, exc.category, exc.reason)
             raise
         except Exception as exc:
-            if (exhausted := retries_exhausted(exc)) is not None:
+            if (exhausted := retries_exhausted(exc, delivery)) is not None:
                 return self._park(event, ref, attempts=claim.attempts, first_seen=claim.first_seen, error=exhausted)
             self._mark_pending(event, ExceptionCategory.INTERNAL, f"{type(exc).__name__}: {exc}")
             raise
