@@ -66,6 +66,7 @@ class BillingSyncStack(Stack):
                 ingest_path=ingest_path,
             )
             functions["StripePartnerEvents"] = partner.function
+            functions["ParkFailedDelivery"] = partner.failed_delivery_function
             rules["StripePartnerEventsToNormaliser"] = WatchedRule(
                 rule=partner.rule, event_bus_name=config.stripe_partner_event_bus_name
             )

@@ -462,6 +462,8 @@ class Resender:
                 return json.loads(raw), ref
             except Exception as exc:
                 log(f"cannot read {ref}: {exc}")
+        if isinstance(record.event, dict) and record.stage == "ingest":
+            return record.event, record.raw_ref or "exception record"
         # A partner on-failure record carries the Stripe event it could not take.
         message = json.loads(body)
         request = message.get("requestPayload") if isinstance(message, dict) else None

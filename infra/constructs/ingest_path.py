@@ -65,3 +65,23 @@ class IngestPath:
             ],
             apply_to_children=True,
         )
+
+    def grant_parking(self, function: lambda_.Function) -> None:
+        """Only what parking an exception needs: write lineage, send to the exception queue, index it."""
+        self.lineage_table.grant(function, "dynamodb:PutItem", "dynamodb:UpdateItem")
+        self.exception_queue.grant_send_messages(function)
+        self.exception_table.grant(function, "dynamodb:PutItem")
+        assert function.role is not None
+        NagSuppressions.add_resource_suppressions(
+            function.role,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="Table.grant adds the exception table's indexes (index/*) to the PutItem statement "
+                    "because the table has the OpenByCategory index; PutItem has no effect on an index ARN and "
+                    "the wildcard covers indexes of that one table only.",
+                    applies_to=[{"regex": "/^Resource::<StateTablesExceptions.*\\.Arn>/index/\\*$/g"}],
+                ),
+            ],
+            apply_to_children=True,
+        )

@@ -4,6 +4,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda_destinations as destinations
+from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 from infra.constructs.ingest_path import IngestPath
@@ -22,9 +23,9 @@ class StripePartnerEvents(Construct):
     """Stripe events delivered natively to an EventBridge partner bus, normalised onto the billing bus.
 
     The partner bus is created by accepting Stripe's event destination in the account, so it is only
-    referenced by name. Events the target cannot take after retries (the rule's DLQ) and events whose
-    invocation still fails after Lambda's async retries (the function's on-failure destination) land in
-    the exception queue, so no Stripe event is dropped silently.
+    referenced by name. Events the target cannot take after retries (the rule's DLQ) land in the exception
+    queue; events whose invocation still fails after Lambda's async retries go to the on-failure function,
+    which parks them in the exception queue and store; so no Stripe event is dropped silently.
     """
 
     def __init__(
@@ -47,9 +48,37 @@ class StripePartnerEvents(Construct):
             environment=ingest_path.environment(),
         )
         ingest_path.grant(self.function)
-        self.function.configure_async_invoke(
+        # A delivery the function gives up on is parked and indexed like any exception; if parking fails
+        # too, the failure record itself lands in the exception queue.
+        self.failed_delivery_function = function_factory.create(
+            self,
+            "ParkFailedDeliveryFunction",
+            handler_module="park_failed_delivery",
+            timeout=NORMALISER_TIMEOUT,
+            description="Parks partner deliveries Lambda gave up on in the exception queue and store",
+            environment=ingest_path.environment(),
+        )
+        ingest_path.grant_parking(self.failed_delivery_function)
+        self.failed_delivery_function.configure_async_invoke(
             on_failure=destinations.SqsDestination(ingest_path.exception_queue),
             retry_attempts=ASYNC_RETRY_ATTEMPTS,
+        )
+        self.function.configure_async_invoke(
+            on_failure=destinations.LambdaDestination(self.failed_delivery_function, response_only=False),
+            retry_attempts=ASYNC_RETRY_ATTEMPTS,
+        )
+        assert self.function.role is not None
+        NagSuppressions.add_resource_suppressions(
+            self.function.role,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="The on-failure destination grant lets Lambda invoke the parking function and its "
+                    "versions (<arn>:*); it names that one function only.",
+                    applies_to=[{"regex": "/^Resource::<StripePartnerEventsParkFailedDelivery.*\\.Arn>:\\*$/g"}],
+                )
+            ],
+            apply_to_children=True,
         )
         self.rule = events.Rule(
             self,

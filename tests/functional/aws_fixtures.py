@@ -12,6 +12,7 @@ import pytest
 from moto import mock_aws
 
 from billing_sync import composition
+from billing_sync.aws.exception_store import OPEN_BY_CATEGORY_INDEX
 
 WEBHOOK_SECRET = "whsec_test_4eC39HqLyjWDarjtT1zdp7dc"
 
@@ -59,6 +60,31 @@ def create_ledger(client: Any, name: str = "ledger") -> str:
     return name
 
 
+def create_exception_table(client: Any, name: str = "exceptions") -> str:
+    """Keyed as the stack keys it: `pk`, and the sparse OpenByCategory index (open_category, first_seen)."""
+    client.create_table(
+        TableName=name,
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "open_category", "AttributeType": "S"},
+            {"AttributeName": "first_seen", "AttributeType": "S"},
+        ],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": OPEN_BY_CATEGORY_INDEX,
+                "KeySchema": [
+                    {"AttributeName": "open_category", "KeyType": "HASH"},
+                    {"AttributeName": "first_seen", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return name
+
+
 def create_waiting_room(client: Any, name: str = "waiting-room") -> str:
     """The waiting room as the stack keys it: partition `key`, sort `event_id`."""
     client.create_table(
@@ -89,6 +115,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsResources]:
             create_table(dynamodb, table)
         create_ledger(dynamodb)
         create_waiting_room(dynamodb)
+        create_exception_table(dynamodb)
         sqs = boto3.client("sqs")
         exception_queue = sqs.create_queue(QueueName="exceptions")["QueueUrl"]
         capture_queue = sqs.create_queue(QueueName="posting")["QueueUrl"]
@@ -119,6 +146,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsResources]:
             "POSTING_QUEUE_URL": capture_queue,
             "CATALOGUE_REQUIRED": "false",
             "EXCEPTION_QUEUE_URL": exception_queue,
+            "EXCEPTION_TABLE_NAME": "exceptions",
             "DEFAULT_LEGAL_ENTITY": "US01",
         }.items():
             monkeypatch.setenv(name, value)

@@ -11,36 +11,12 @@ import pytest
 from moto import mock_aws
 
 from billing_sync.aws.exception_queue import SqsExceptionQueue
-from billing_sync.aws.exception_store import OPEN_BY_CATEGORY_INDEX, DynamoExceptionStore, ExceptionStatus
+from billing_sync.aws.exception_store import DynamoExceptionStore, ExceptionStatus
 from billing_sync.domain.errors import ExceptionCategory
 from billing_sync.domain.lineage import ExceptionRecord
+from tests.functional.aws_fixtures import create_exception_table
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
-
-
-def create_exception_table(client: Any, name: str = "exceptions") -> str:
-    """Keyed as the stack keys it: `pk`, and the sparse OpenByCategory index (open_category, first_seen)."""
-    client.create_table(
-        TableName=name,
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "open_category", "AttributeType": "S"},
-            {"AttributeName": "first_seen", "AttributeType": "S"},
-        ],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": OPEN_BY_CATEGORY_INDEX,
-                "KeySchema": [
-                    {"AttributeName": "open_category", "KeyType": "HASH"},
-                    {"AttributeName": "first_seen", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    return name
 
 
 def record(event_id: str, category: ExceptionCategory, first_seen: datetime) -> ExceptionRecord:

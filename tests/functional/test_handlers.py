@@ -6,10 +6,14 @@ import json
 import threading
 import time
 
-from billing_sync.domain.errors import ExceptionCategory
+import pytest
+
+from billing_sync.aws.exception_store import DynamoExceptionStore
+from billing_sync.domain.errors import ExceptionCategory, PublishError
+from billing_sync.domain.events import derive_event_id
 from billing_sync.domain.lineage import LineageStatus
 from billing_sync.erp.ledger import DynamoLedgerErpClient
-from billing_sync.handlers import post_to_erp, stripe_partner_events, stripe_webhook
+from billing_sync.handlers import park_failed_delivery, post_to_erp, stripe_partner_events, stripe_webhook
 from billing_sync.state.dynamo import DynamoLineageStore
 from billing_sync_ops.lambda_runtime import LocalLambdaContext, api_gateway_event, sqs_event
 from tests.builders import event_payload, load_event, sign_stripe_payload
@@ -201,3 +205,49 @@ def test_every_accepted_event_records_its_stripe_api_version(aws: AwsResources) 
     # THEN the API version of each is recorded, ignored ones included
     assert versions["evt_3Qd7NINx4RkL2mQeTw1EpPrX"] == "2025-10-29.clover"  # payment_intent.created, IGNORED
     assert versions["evt_1Q6NawNx4RkL2mQebFygFa7l"] == "2025-10-29.clover"  # customer.created, POSTED
+
+
+def test_a_partner_delivery_lambda_gave_up_on_is_parked_in_the_exception_store(aws: AwsResources) -> None:
+    # GIVEN the partner function failing because the billing bus is gone
+    stripe_event = load_event("stripe_invoice_finalized")
+    partner_event = {
+        "version": "0",
+        "id": "7c2e9b40-1a3d-4e5f-8a9b-0c1d2e3f4a5b",
+        "detail-type": stripe_event["type"],
+        "source": "aws.partner/stripe.com/ed_61SbvJ3hpUH5tlrmF16Sb7FaF7Mb",
+        "account": "123456789012",
+        "time": "2026-11-01T00:00:04Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": stripe_event,
+    }
+    aws.events.delete_event_bus(Name="billing-sync-test")
+    with pytest.raises(PublishError):
+        stripe_partner_events.lambda_handler(partner_event, CONTEXT)
+
+    # WHEN Lambda, its async retries spent, hands the failure record to the on-failure function
+    failure_record = {
+        "version": "1.0",
+        "timestamp": "2026-11-01T00:03:04.000Z",
+        "requestContext": {
+            "requestId": "c0ffee00-1111-2222-3333-444455556666",
+            "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:StripePartnerEvents:$LATEST",
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": 3,
+        },
+        "requestPayload": partner_event,
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "responsePayload": {"errorMessage": "could not publish", "errorType": "PublishError"},
+    }
+    park_failed_delivery.lambda_handler(failure_record, CONTEXT)
+
+    # THEN it is in the exception store, the exception queue and lineage, with the Stripe event to redrive
+    event_id = derive_event_id("stripe", stripe_event["id"])
+    stored, bookkeeping = DynamoExceptionStore(aws.dynamodb, "exceptions").get(event_id)
+    assert (stored.category, stored.stage, stored.attempts) == (ExceptionCategory.INTERNAL, "ingest", 3)
+    assert stored.event == stripe_event
+    assert "RetriesExhausted" in stored.reason
+    [parked] = drain(aws.sqs, aws.exception_queue_url)
+    assert bookkeeping["message_id"] == parked["MessageId"]
+    lineage = DynamoLineageStore(aws.dynamodb, "lineage").get(event_id)
+    assert (lineage.status, lineage.category) == (LineageStatus.EXCEPTION, ExceptionCategory.INTERNAL)

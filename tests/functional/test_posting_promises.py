@@ -315,3 +315,22 @@ def test_a_copy_on_its_last_receive_whose_event_another_worker_holds_is_dropped_
 class _ErpUp:
     def retry_after(self) -> float | None:
         return None
+
+
+def test_a_customer_upsert_still_failing_on_its_last_receive_is_parked_with_its_reason() -> None:
+    # GIVEN the ERP refusing transiently whenever the customer is upserted
+    harness = PostingHarness()
+    customer = canonical("stripe_customer_created")
+    scheduler = RetryScheduler(policy=RetryPolicy(max_receive_count=3), redelivery=None, erp=_ErpUp())  # type: ignore[arg-type]
+    harness.erp.fail_next.extend(ErpTransientError("503 from ERP", status=503) for _ in range(3))
+
+    # WHEN it is delivered twice, then a last time
+    for receive in (1, 2):
+        with pytest.raises(ErpTransientError):
+            harness.service.post(customer, delivery=scheduler.delivery(receive))
+    last = harness.service.post(customer, delivery=scheduler.delivery(3))
+
+    # THEN the last delivery parks it as ERP_TRANSIENT, saying how long it kept failing
+    assert (last.status, last.category) == (PostingStatus.EXCEPTION, ExceptionCategory.ERP_TRANSIENT)
+    [parked] = harness.exceptions.records
+    assert parked.reason == "still failing after 3 receives: 503 from ERP"

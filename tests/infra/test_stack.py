@@ -107,7 +107,9 @@ def exception_queue_ids(synthesised: SynthesisedStack) -> set[str]:
         if resource["Type"] == "AWS::Events::Rule":
             arns.extend(t["DeadLetterConfig"]["Arn"] for t in properties.get("Targets", []) if "DeadLetterConfig" in t)
         if resource["Type"] == "AWS::Lambda::EventInvokeConfig":
-            arns.append(properties["DestinationConfig"]["OnFailure"]["Destination"])
+            destination = properties["DestinationConfig"]["OnFailure"]["Destination"]
+            if template[destination["Fn::GetAtt"][0]]["Type"] == "AWS::SQS::Queue":
+                arns.append(destination)
     assert all(isinstance(arn, dict) and "Fn::GetAtt" in arn for arn in arns), f"a target outside the stack: {arns}"
     return {arn["Fn::GetAtt"][0] for arn in arns}  # type: ignore[index]
 
@@ -291,22 +293,36 @@ def test_the_bus_rule_and_the_sweep_schedule_dead_letter_to_the_exception_queue(
         )
 
 
-def test_partner_function_sends_failed_async_invocations_to_the_exception_queue(synthesised_with_partner_bus):
-    # GIVEN the partner normaliser, which EventBridge invokes asynchronously
+def test_partner_function_parks_failed_async_invocations_in_the_exception_store(synthesised_with_partner_bus):
+    # GIVEN the partner normaliser, which EventBridge invokes asynchronously, and its on-failure function
     stack = synthesised_with_partner_bus
     normaliser_id, _ = function_by_module(stack, "stripe_partner_events")
+    parker_id, parker = function_by_module(stack, "park_failed_delivery")
     exception_queue_id = logical_id_of(stack, "AWS::SQS::Queue", "PostingPipelineExceptionQueue")
 
-    # THEN an invocation that still fails after Lambda's retries lands in the exception queue
+    # THEN an invocation that still fails after Lambda's retries goes to the function that parks it
     stack.template.has_resource_properties(
         "AWS::Lambda::EventInvokeConfig",
         {
             "FunctionName": {"Ref": normaliser_id},
             "MaximumRetryAttempts": 2,
+            "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": [parker_id, "Arn"]}}},
+        },
+    )
+    # AND if parking fails too, the failure record itself lands in the exception queue
+    stack.template.has_resource_properties(
+        "AWS::Lambda::EventInvokeConfig",
+        {
+            "FunctionName": {"Ref": parker_id},
             "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": [exception_queue_id, "Arn"]}}},
         },
     )
-    assert "sqs:SendMessage" in allowed_actions(stack, "stripe_partner_events")
+    # AND the parker may only park: lineage, the exception queue and the store, nothing else
+    assert "EXCEPTION_TABLE_NAME" in parker["Properties"]["Environment"]["Variables"]
+    actions = allowed_actions(stack, "park_failed_delivery")
+    assert {"sqs:SendMessage", "dynamodb:PutItem", "dynamodb:UpdateItem"} <= actions
+    assert not any(action.startswith(("s3:", "events:")) for action in actions)
+    assert "lambda:InvokeFunction" in allowed_actions(stack, "stripe_partner_events")
 
 
 def test_posting_event_source_reports_partial_failures_and_caps_concurrency(synthesised):

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from billing_sync.aws.exception_queue import decode_exception_message
 from billing_sync.domain.errors import ExceptionCategory
+from billing_sync.domain.events import derive_event_id
 from billing_sync.domain.lineage import ExceptionRecord, ExceptionStage
 from tests.builders import load_event
 from tests.functional.posting_harness import canonical
@@ -72,6 +73,8 @@ def test_a_lambda_on_failure_record_of_the_partner_function_names_the_stripe_eve
         "invoice.finalized",
         ExceptionStage.INGEST,
     )
+    assert record.event_id == derive_event_id("stripe", stripe_event["id"])
+    assert record.event == stripe_event  # redrive normalises it again
     assert record.attempts == 3
     assert "RetriesExhausted" in record.reason
 
@@ -81,3 +84,29 @@ def test_anything_else_is_a_malformed_record_not_an_error():
         record = decode_exception_message(body, received=SEEN)
         assert record.category is ExceptionCategory.MALFORMED
         assert record.event_id == "unreadable"
+
+
+def test_a_partner_event_the_rule_could_not_deliver_carries_the_stripe_event():
+    # GIVEN the partner bus event as the rule's dead-letter queue keeps it
+    stripe_event = load_event("stripe_invoice_payment_paid")
+    body = json.dumps(
+        {
+            "version": "0",
+            "id": "2d6b0f1e-3c4a-4b5c-9d8e-7f6a5b4c3d2e",
+            "detail-type": stripe_event["type"],
+            "source": "aws.partner/stripe.com/ed_61SbvJ3hpUH5tlrmF16Sb7FaF7Mb",
+            "detail": stripe_event,
+        }
+    )
+
+    # WHEN / THEN it is an ingest exception that a redrive normalises again
+    record = decode_exception_message(body, received=SEEN)
+    assert record.event_id == derive_event_id("stripe", stripe_event["id"])
+    assert (record.stage, record.event) == (ExceptionStage.INGEST, stripe_event)
+
+
+def test_a_scheduled_sweep_that_was_not_delivered_says_so():
+    body = json.dumps({"version": "0", "id": "53dc4d37", "detail-type": "Scheduled Event", "source": "aws.events"})
+    record = decode_exception_message(body, received=SEEN)
+    assert (record.event_id, record.category) == ("schedule-53dc4d37", ExceptionCategory.INTERNAL)
+    assert "next run" in record.reason

@@ -1,9 +1,10 @@
 """The exception queue on SQS (what operators redrive) and its index in the exception store.
 
-Three message shapes can sit in an exception queue, and `decode_exception_message` reads them all as an
+Every message shape that can sit in an exception queue is read by `decode_exception_message` as an
 ExceptionRecord: a record parked by ingest or posting; the original EventBridge envelope that the
-posting queue's redrive policy moved (its category comes from lineage when known); and a Lambda
-on-failure record of the partner function (its request payload is the Stripe event).
+posting queue's redrive policy moved (its category comes from lineage when known); a Lambda on-failure
+record of the partner function (its request payload is the Stripe event); a partner-bus event the rule
+could not deliver (its detail is the Stripe event); and a scheduled sweep that was not delivered.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ import pydantic
 from botocore.exceptions import BotoCoreError, ClientError
 
 from billing_sync.domain.errors import ExceptionCategory, PublishError
+from billing_sync.domain.events import derive_event_id
 from billing_sync.domain.lineage import ExceptionRecord, ExceptionStage
+
+STRIPE_PARTNER_SOURCE = "aws.partner/stripe.com"
 
 if TYPE_CHECKING:
     from billing_sync.aws.exception_store import DynamoExceptionStore
@@ -64,6 +68,24 @@ def decode_exception_message(body: str, *, received: datetime | None = None) -> 
             return ExceptionRecord.model_validate(data)
         except pydantic.ValidationError as exc:
             return _unreadable(body, seen, f"an exception record that does not validate: {exc.error_count()} error(s)")
+    if isinstance(data.get("detail"), dict) and str(data.get("source", "")).startswith(STRIPE_PARTNER_SOURCE):
+        return _stripe_event_record(
+            data["detail"], seen, reason="the partner rule could not deliver the event to its function", attempts=0
+        )
+    if data.get("source") == "aws.events" and data.get("detail-type") == "Scheduled Event":
+        schedule = str(data.get("id", "unknown"))
+        return ExceptionRecord(
+            event_id=f"schedule-{schedule}",
+            source="aws.events",
+            source_event_id=schedule,
+            event_type="Scheduled Event",
+            category=ExceptionCategory.INTERNAL,
+            reason="a scheduled run was not delivered to its function; the next run does its work (purge it)",
+            attempts=0,
+            first_seen=seen,
+            last_seen=seen,
+            stage=ExceptionStage.POSTING,
+        )
     if isinstance(data.get("detail"), dict) and "detail-type" in data:
         detail = data["detail"]
         return ExceptionRecord(
@@ -85,21 +107,34 @@ def decode_exception_message(body: str, *, received: datetime | None = None) -> 
     if isinstance(payload, dict) and "responseContext" in data:
         nested = payload.get("detail")
         stripe_event: dict[str, Any] = nested if isinstance(nested, dict) else payload
-        event_id = str(stripe_event.get("id", "unknown"))
-        condition = (data.get("requestContext") or {}).get("condition", "failed")
-        return ExceptionRecord(
-            event_id=event_id,
-            source="stripe",
-            source_event_id=event_id,
-            event_type=str(stripe_event.get("type", "unknown")),
-            category=ExceptionCategory.INTERNAL,
-            reason=f"the partner-bus function did not take the event ({condition})",
-            attempts=int((data.get("requestContext") or {}).get("approximateInvokeCount", 0) or 0),
-            first_seen=seen,
-            last_seen=seen,
-            stage=ExceptionStage.INGEST,
+        context = data.get("requestContext") or {}
+        return _stripe_event_record(
+            stripe_event,
+            seen,
+            reason=f"the partner-bus function did not take the event ({context.get('condition', 'failed')})",
+            attempts=int(context.get("approximateInvokeCount", 0) or 0),
         )
     return _unreadable(body, seen, "not an exception record, a bus envelope or a Lambda failure record")
+
+
+def _stripe_event_record(
+    stripe_event: dict[str, Any], seen: datetime, *, reason: str, attempts: int
+) -> ExceptionRecord:
+    """An ingest exception carrying the Stripe event itself, so a redrive can normalise it again."""
+    source_event_id = str(stripe_event.get("id", "unknown"))
+    return ExceptionRecord(
+        event_id=derive_event_id("stripe", source_event_id),
+        source="stripe",
+        source_event_id=source_event_id,
+        event_type=str(stripe_event.get("type", "unknown")),
+        category=ExceptionCategory.INTERNAL,
+        reason=reason,
+        attempts=attempts,
+        first_seen=seen,
+        last_seen=seen,
+        stage=ExceptionStage.INGEST,
+        event=stripe_event,
+    )
 
 
 def _unreadable(body: str, seen: datetime, why: str) -> ExceptionRecord:

@@ -14,12 +14,13 @@ def reset() -> None:
     from aws_lambda_powertools.utilities import parameters
 
     from billing_sync import settings
-    from billing_sync.composition import aws, ingest, posting
+    from billing_sync.composition import aws, failed_delivery, ingest, posting
 
     for cached in (
         aws.aws_client,
         ingest.webhook_intake,
         ingest.partner_ingest,
+        failed_delivery.failed_delivery_recorder,
         posting.posting_service,
         posting.posting_retries,
         posting.erp_circuit_breaker,

@@ -68,7 +68,8 @@ class ExceptionRecord(EventIdentity):
     """What lands in the exception queue and store: enough to fix the cause and redrive.
 
     `missing_key` names what is missing for MAPPING (the mapping key) and DEPENDENCY_PENDING (what the
-    event waited for); `event` is the canonical event when there is one (a posting exception).
+    event waited for); `event` is the canonical event of a posting exception, or the source's own payload
+    of an ingest exception that never reached the raw archive (a delivery the partner function gave up on).
     """
 
     category: ExceptionCategory

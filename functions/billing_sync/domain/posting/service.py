@@ -119,7 +119,15 @@ class PostingService:
             error = _UnsupportedForPostingError(f"{event.event_type} is not posted by this version")
             return self._park(event, ref, attempts=1, first_seen=now, error=error)
         if rule.kind is RuleKind.MASTER_DATA:
-            return self._upsert_master_data(event, ref, rule)
+            try:
+                return self._upsert_master_data(event, ref, rule)
+            except Exception as exc:
+                if (exhausted := retries_exhausted(exc, delivery)) is None:
+                    raise
+                now = self._clock()
+                return self._park(
+                    event, ref, attempts=delivery.receive_count if delivery else 1, first_seen=now, error=exhausted
+                )
 
         now = self._clock()
         claim = self._lineage.claim(ref, now=now, lease_until=now + self._claim_lease)
