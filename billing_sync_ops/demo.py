@@ -12,7 +12,7 @@ from typing import Any
 
 from billing_sync.erp.ledger import DynamoLedgerErpClient
 from billing_sync.state.dynamo import DynamoLineageStore
-from billing_sync_ops.report import build_report, dead_lettered_event_ids, render_summary
+from billing_sync_ops.report import build_report, dead_lettered_event_ids, render_summary, saga_executions
 from billing_sync_ops.runtime import REPO_ROOT, LocalRuntime
 from billing_sync_ops.signing import sign_stripe_payload
 
@@ -22,10 +22,15 @@ EVENTS_DIR = REPO_ROOT / "events"
 # before their customers, products and prices, a credit note before the invoice it credits. Every one
 # waits by name for what it needs and posts after it; none is parked. Also: a redelivery, a JPY invoice
 # on the US entity, inclusive EUR VAT with an overpayment, a void, a write-off, and a few events that
-# are unsupported or cannot be booked (they end IGNORED, MALFORMED or VALIDATION).
+# are unsupported or cannot be booked (they end IGNORED, MALFORMED or VALIDATION). Refunds go through
+# the refund saga (a Step Functions execution each): the full refund of the upgrade's payment (also
+# reported by charge.refunded: one refund, two events, booked once) and a partial refund of the Acme
+# payment are sent before the payments they refund and wait for them; the refund the post-payment
+# credit note carries comes last and gets no credit memo of its own.
 DEMO_SEQUENCE = (
     # a subscription's life: create, upgrade with proration, downgrade to a credit, renew with the
     # credit applied and two partial payments, credit note after payment, failed payment, cancel
+    "stripe_refund_created_full",
     "stripe_invoice_payment_paid_partial_2",
     "stripe_invoice_finalized_lifecycle_first",
     "stripe_credit_note_created_post_payment",
@@ -42,6 +47,7 @@ DEMO_SEQUENCE = (
     "stripe_customer_subscription_created_lifecycle",
     "stripe_invoice_finalized_proration_downgrade",
     "stripe_product_created_services",
+    "stripe_charge_refunded",
     "stripe_invoice_payment_paid_first",
     "stripe_credit_note_created_pre_payment",
     "stripe_invoice_payment_failed",
@@ -56,6 +62,7 @@ DEMO_SEQUENCE = (
     "stripe_invoice_finalized_one_off_uncollectible",
     "stripe_price_created_data_migration",
     # other customers, currencies and entities
+    "stripe_refund_created_partial_1",
     "stripe_invoice_payment_paid",
     "stripe_invoice_paid",
     "stripe_invoice_finalized",
@@ -93,6 +100,8 @@ DEMO_SEQUENCE = (
     "stripe_invoice_finalized_unknown_currency",
     "stripe_payment_intent_created",
     "stripe_payment_method_attached",
+    # the refund the post-payment credit note carries
+    "stripe_refund_created_credit_note",
 )
 
 
@@ -141,6 +150,7 @@ def collect_report(runtime: LocalRuntime) -> dict[str, Any]:
         accepted=runtime.accepted,
         dead_lettered=dead_lettered_event_ids(runtime.sqs, outputs["ExceptionQueueUrl"]),
         refused=runtime.refused,
+        refunds=saga_executions(runtime.stepfunctions, runtime.stack.state_machines.values()),
     )
 
 

@@ -1,18 +1,32 @@
-"""Plays the Lambda service locally: in-process invocations, API Gateway proxy events, SQS batches."""
+"""Plays the Lambda service locally: in-process invocations, API Gateway proxy events, SQS batches, and
+the Lambda tasks of moto's Step Functions interpreter."""
 
 from __future__ import annotations
 
 import base64
 import importlib
-import math
+import io
+import json
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from billing_sync_ops.local_stack import EventSourceMapping, LocalFunction
+from billing_sync_ops.local_stack import EventSourceMapping, LocalFunction, scaled_seconds
+
+__all__ = [
+    "LocalFunctionHost",
+    "LocalLambdaContext",
+    "QueuePoller",
+    "StateMachineTasks",
+    "VisibilityChanges",
+    "api_gateway_event",
+    "scaled_seconds",
+    "sqs_event",
+]
 
 LOCAL_ACCOUNT = "123456789012"
 
@@ -27,10 +41,11 @@ class LocalLambdaContext:
     function_version: str = "$LATEST"
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     started: float = field(default_factory=time.monotonic)
+    function_arn: str = ""
 
     @property
     def invoked_function_arn(self) -> str:
-        return f"arn:aws:lambda:us-east-1:{LOCAL_ACCOUNT}:function:{self.function_name}"
+        return self.function_arn or f"arn:aws:lambda:us-east-1:{LOCAL_ACCOUNT}:function:{self.function_name}"
 
     @property
     def log_group_name(self) -> str:
@@ -61,7 +76,9 @@ class LocalFunctionHost:
 
     def invoke(self, event: Mapping[str, Any]) -> Any:
         with _INVOCATION:
-            context = LocalLambdaContext(self.function.logical_id, self.function.timeout_seconds)
+            context = LocalLambdaContext(
+                self.function.logical_id, self.function.timeout_seconds, function_arn=self.function.arn
+            )
             return self._handler(dict(event), context)
 
 
@@ -173,11 +190,6 @@ class VisibilityChanges:
         return changed
 
 
-def scaled_seconds(seconds: float, time_scale: float) -> int:
-    """A template duration on the local clock, in whole seconds (SQS takes no fractions), at least 1."""
-    return max(1, math.ceil(seconds * time_scale - 1e-9))
-
-
 class QueuePoller:
     """One SQS event source mapping: batches, partial batch responses, failed records retried later.
 
@@ -257,3 +269,114 @@ class QueuePoller:
         if not self.mapping.report_batch_item_failures:
             return set()
         return {failure["itemIdentifier"] for failure in (response or {}).get("batchItemFailures", [])}
+
+
+class StateMachineTasks:
+    """Runs the Lambda tasks of moto's Step Functions interpreter in-process, on the real handlers.
+
+    moto's interpreter invokes a task's function through a boto3 Lambda client it makes itself
+    (`lambda_eval_utils.boto_client_for`), and moto's Lambda backend would answer every invoke with
+    success. `install()` replaces that factory, for the Lambda client only, with one whose `invoke` of a
+    known function (by ARN, ARN with a qualifier, or name) calls `LocalFunctionHost.invoke` and answers
+    as Lambda does: StatusCode 200 and the JSON result as the Payload stream, or, when the handler
+    raised, FunctionError "Unhandled" and {errorType: the exception's class name, errorMessage} as the
+    payload, so the state machine's Retry and Catch match the real error names. Any other function goes
+    to the endpoint at `endpoint_url`. `uninstall()` puts moto's factory back.
+    """
+
+    def __init__(self, hosts: Mapping[str, LocalFunctionHost], *, endpoint_url: str | None = None) -> None:
+        self._hosts: dict[str, LocalFunctionHost] = {}
+        for host in hosts.values():
+            for key in (host.function.arn, host.function.name, host.function.logical_id):
+                if key:
+                    self._hosts[key] = host
+        self._endpoint_url = endpoint_url
+        self._module: Any = None
+        self._original: Any = None
+        self.invocations: list[tuple[str, str | None]] = []  # (function logical id, error type or None)
+
+    def host_for(self, function_name: str) -> LocalFunctionHost | None:
+        """The host a Lambda `FunctionName` (ARN, qualified ARN, partial ARN or name) names, or None."""
+        if function_name in self._hosts:
+            return self._hosts[function_name]
+        if function_name.startswith("arn:"):
+            parts = function_name.split(":")
+            if len(parts) == 8:  # a qualifier (version or alias) after the name
+                return self._hosts.get(":".join(parts[:7]))
+        return None
+
+    def invoke(self, function_name: str, payload: Any) -> dict[str, Any] | None:
+        """Lambda's Invoke response for a known function (Payload as a stream), or None when unknown."""
+        host = self.host_for(function_name)
+        if host is None:
+            return None
+        event = _decoded_payload(payload)
+        response: dict[str, Any] = {"StatusCode": 200, "ExecutedVersion": "$LATEST"}
+        try:
+            result = host.invoke(event)
+        except Exception as exc:
+            self.invocations.append((host.function.logical_id, type(exc).__name__))
+            body: Any = {
+                "errorType": type(exc).__name__,
+                "errorMessage": str(exc),
+                "stackTrace": traceback.format_tb(exc.__traceback__),
+            }
+            response["FunctionError"] = "Unhandled"
+        else:
+            self.invocations.append((host.function.logical_id, None))
+            body = result
+        response["Payload"] = io.BytesIO(json.dumps(body, default=str).encode("utf-8"))
+        return response
+
+    def install(self) -> None:
+        from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+
+        if self._module is not None:
+            return
+        self._module = lambda_eval_utils
+        self._original = lambda_eval_utils.boto_client_for
+        tasks = self
+
+        def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+            if service != "lambda":
+                return tasks._original(region=region, service=service, state_credentials=state_credentials)
+            return _LocalLambdaClient(tasks, region)
+
+        lambda_eval_utils.boto_client_for = boto_client_for
+
+    def uninstall(self) -> None:
+        if self._module is None:
+            return
+        self._module.boto_client_for = self._original
+        self._module = self._original = None
+
+    def _endpoint_client(self, region: str) -> Any:
+        import boto3
+
+        return boto3.session.Session().client("lambda", region_name=region, endpoint_url=self._endpoint_url)
+
+
+class _LocalLambdaClient:
+    """The Lambda client the interpreter gets: known functions in-process, others at the endpoint."""
+
+    def __init__(self, tasks: StateMachineTasks, region: str) -> None:
+        self._tasks = tasks
+        self._region = region
+
+    def invoke(self, **parameters: Any) -> dict[str, Any]:
+        response = self._tasks.invoke(str(parameters.get("FunctionName", "")), parameters.get("Payload"))
+        if response is not None:
+            return response
+        return self._tasks._endpoint_client(self._region).invoke(**parameters)
+
+
+def _decoded_payload(payload: Any) -> Any:
+    if payload is None:
+        return {}
+    if hasattr(payload, "read"):
+        payload = payload.read()
+    if isinstance(payload, bytes | bytearray):
+        payload = payload.decode("utf-8")
+    if isinstance(payload, str):
+        return json.loads(payload) if payload.strip() else {}
+    return payload

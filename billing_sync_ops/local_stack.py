@@ -4,7 +4,10 @@
 points at (moto on loopback, or anything honouring `AWS_ENDPOINT_URL`) every resource the runtime
 needs, reading names, keys, queue settings, redrive policies, rules and event patterns from the
 template, and describes the functions, event source mappings and API routes so a local dispatcher can
-play them. IAM, Lambda permissions, log groups, alarms and API Gateway resources are not created.
+play them. Step Functions state machines are created from their definitions, with Lambda task ARNs
+substituted (functions are not created in the endpoint: each gets the ARN
+`arn:aws:lambda:<region>:<account>:function:<name>` the local runtime dispatches in-process). IAM,
+Lambda permissions, log groups, alarms and API Gateway resources are not created.
 
 Errors: `TemplateError` when the template is missing something the runtime needs or uses an intrinsic
 function this resolver does not understand; `SynthesisError` when the CDK app fails.
@@ -13,6 +16,7 @@ function this resolver does not understand; `SynthesisError` when the CDK app fa
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import subprocess
@@ -46,6 +50,8 @@ class LocalFunction:
     handler: str
     environment: dict[str, str]
     timeout_seconds: int
+    name: str = ""  # the function name (FunctionName, else the logical id)
+    arn: str = ""  # arn:aws:lambda:<region>:<account>:function:<name>
 
     @property
     def module(self) -> str:
@@ -83,6 +89,7 @@ class LocalStack:
     buckets: dict[str, str] = field(default_factory=dict)
     event_buses: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
+    state_machines: dict[str, str] = field(default_factory=dict)  # logical id -> state machine ARN
 
     def function_for(self, module: str) -> LocalFunction:
         """The function whose handler lives in `billing_sync.handlers.<module>`; raises KeyError."""
@@ -102,6 +109,9 @@ class LocalStack:
 def synthesize_template(repo_root: Path, out_dir: Path) -> dict[str, Any]:
     """Runs the CDK app into `out_dir` unless its template is newer than every CDK input; returns it.
 
+    A state machine whose definition CDK publishes as a file asset (`DefinitionS3Location`, from
+    `DefinitionBody.from_file`) gets that file's text as its `DefinitionString` in the returned template
+    (the file on disk is not changed), so `provision` can create it without S3 assets.
     Raises SynthesisError when the app fails or writes no template.
     """
     repo_root = Path(repo_root).resolve()
@@ -127,7 +137,28 @@ def synthesize_template(repo_root: Path, out_dir: Path) -> dict[str, Any]:
             raise SynthesisError(f"`python app.py` failed ({result.returncode}):\n{result.stderr[-4000:]}")
         if not template_path.exists():
             raise SynthesisError(f"`python app.py` wrote no {TEMPLATE_FILE} into {out_dir}")
-    return json.loads(template_path.read_text())
+    return _inline_definition_assets(json.loads(template_path.read_text()), out_dir)
+
+
+def _inline_definition_assets(template: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    manifest_path = out_dir / f"{STACK_NAME}.assets.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    asset_files = {
+        destination.get("objectKey"): out_dir / asset["source"]["path"]
+        for asset in manifest.get("files", {}).values()
+        if asset.get("source", {}).get("packaging", "file") == "file" and "path" in asset.get("source", {})
+        for destination in asset.get("destinations", {}).values()
+    }
+    for resource in template.get("Resources", {}).values():
+        properties = resource.get("Properties", {})
+        if resource.get("Type") != "AWS::StepFunctions::StateMachine" or "DefinitionS3Location" not in properties:
+            continue
+        key = properties["DefinitionS3Location"].get("Key")
+        path = asset_files.get(key) or out_dir / f"asset.{key}"
+        if isinstance(key, str) and path.is_file():
+            del properties["DefinitionS3Location"]
+            properties["DefinitionString"] = path.read_text()
+    return template
 
 
 def _newest_input_mtime(repo_root: Path) -> float:
@@ -148,12 +179,16 @@ def provision(
     endpoint_url: str | None = None,
     region: str = "us-east-1",
     webhook_secrets: Iterable[str] = DEFAULT_LOCAL_WEBHOOK_SECRETS,
+    time_scale: float = 1.0,
 ) -> LocalStack:
-    """Creates the template's tables, queues, buses, rules, buckets and secrets; describes the rest.
+    """Creates the template's tables, queues, buses, rules, buckets, secrets and state machines; describes
+    the rest.
 
     Clients come from `session` (default: a new one for `region`) with `endpoint_url` when given,
-    otherwise boto3 honours `AWS_ENDPOINT_URL`. Existing resources of the same name are reused.
-    Raises TemplateError, or botocore's ClientError when the endpoint refuses a call.
+    otherwise boto3 honours `AWS_ENDPOINT_URL`. Existing resources of the same name are reused (a state
+    machine's definition is updated). `time_scale` below 1 shortens the state machines' Retry intervals
+    (IntervalSeconds, MaxDelaySeconds) and fixed Wait seconds to the local clock, in whole seconds, at
+    least 1. Raises TemplateError, or botocore's ClientError when the endpoint refuses a call.
     """
     session = session or boto3.session.Session(region_name=region)
 
@@ -164,6 +199,7 @@ def provision(
     resolver = _Resolver(resources, region=region, account_id=_account_id(client))
     by_type = _group_by_type(resources)
 
+    _record_functions(by_type.get("AWS::Lambda::Function", {}), resolver, region=region)
     _create_tables(client("dynamodb"), by_type.get("AWS::DynamoDB::Table", {}), resolver)
     _create_queues(client("sqs"), by_type.get("AWS::SQS::Queue", {}), resolver)
     _create_buckets(client("s3"), by_type.get("AWS::S3::Bucket", {}), resolver, region)
@@ -177,6 +213,12 @@ def provision(
     events = client("events")
     _create_event_buses(events, by_type.get("AWS::Events::EventBus", {}), resolver)
     _create_rules(events, by_type.get("AWS::Events::Rule", {}), resolver)
+    _create_state_machines(
+        client("stepfunctions"),
+        by_type.get("AWS::StepFunctions::StateMachine", {}),
+        resolver,
+        time_scale=time_scale,
+    )
 
     return LocalStack(
         outputs={
@@ -191,6 +233,7 @@ def provision(
         buckets=resolver.attribute_map("AWS::S3::Bucket", "Ref"),
         event_buses=resolver.attribute_map("AWS::Events::EventBus", "Ref"),
         secrets=resolver.attribute_map("AWS::SecretsManager::Secret", "Ref"),
+        state_machines=resolver.attribute_map("AWS::StepFunctions::StateMachine", "Arn"),
     )
 
 
@@ -228,6 +271,14 @@ class _Resolver:
             "AWS::StackId": f"arn:aws:cloudformation:{region}:{account_id}:stack/{STACK_NAME}/local",
             "AWS::NoValue": "",
         }
+
+    @property
+    def account_id(self) -> str:
+        return self._pseudo["AWS::AccountId"]
+
+    @property
+    def region(self) -> str:
+        return self._pseudo["AWS::Region"]
 
     def record(self, logical_id: str, **attributes: str) -> None:
         self._attributes.setdefault(logical_id, {}).update(attributes)
@@ -454,6 +505,20 @@ def _create_rules(events: Any, rules: Mapping[str, Mapping[str, Any]], resolver:
         resolver.record(logical_id, Ref=rule_name)
 
 
+def scaled_seconds(seconds: float, time_scale: float) -> int:
+    """A template duration on the local clock, in whole seconds (SQS takes no fractions), at least 1."""
+    return max(1, math.ceil(seconds * time_scale - 1e-9))
+
+
+def _record_functions(functions: Mapping[str, Mapping[str, Any]], resolver: _Resolver, *, region: str) -> None:
+    """Functions are not created in the endpoint; each gets a name and ARN that state machines and
+    environments resolve to, and that the local runtime dispatches in-process."""
+    for logical_id, resource in functions.items():
+        name = resolver.try_resolve(resource.get("Properties", {}).get("FunctionName")) or logical_id
+        arn = f"arn:aws:lambda:{region}:{resolver.account_id}:function:{name}"
+        resolver.record(logical_id, Ref=name, Arn=arn)
+
+
 def _functions(functions: Mapping[str, Mapping[str, Any]], resolver: _Resolver) -> dict[str, LocalFunction]:
     described = {}
     for logical_id, resource in functions.items():
@@ -464,8 +529,77 @@ def _functions(functions: Mapping[str, Mapping[str, Any]], resolver: _Resolver) 
             handler=properties["Handler"],
             environment={name: str(resolver.resolve(value)) for name, value in variables.items()},
             timeout_seconds=int(properties.get("Timeout", 3)),
+            name=resolver.resolve({"Ref": logical_id}),
+            arn=resolver.resolve({"Fn::GetAtt": [logical_id, "Arn"]}),
         )
     return described
+
+
+def _create_state_machines(
+    sfn: Any, machines: Mapping[str, Mapping[str, Any]], resolver: _Resolver, *, time_scale: float
+) -> None:
+    for logical_id, resource in machines.items():
+        properties = resource.get("Properties", {})
+        name = resolver.resolve(properties.get("StateMachineName")) or _derived_name(logical_id, max_length=80)
+        definition = _state_machine_definition(logical_id, properties, resolver)
+        if time_scale < 1:
+            _scale_durations(definition, time_scale)
+        role_arn = resolver.try_resolve(properties.get("RoleArn")) or (
+            f"arn:aws:iam::{resolver.account_id}:role/{_derived_name(logical_id, max_length=64)}"
+        )
+        request = {"definition": json.dumps(definition), "roleArn": role_arn}
+        try:
+            arn = sfn.create_state_machine(name=name, type=properties.get("StateMachineType", "STANDARD"), **request)[
+                "stateMachineArn"
+            ]
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "StateMachineAlreadyExists":
+                raise
+            arn = f"arn:aws:states:{resolver.region}:{resolver.account_id}:stateMachine:{name}"
+            sfn.update_state_machine(stateMachineArn=arn, **request)
+        resolver.record(logical_id, Ref=arn, Arn=arn, Name=name)
+
+
+def _state_machine_definition(logical_id: str, properties: Mapping[str, Any], resolver: _Resolver) -> dict[str, Any]:
+    """The definition as JSON, with intrinsics resolved and DefinitionSubstitutions applied."""
+    if "Definition" in properties:
+        text = json.dumps(resolver.resolve(properties["Definition"]))
+    elif "DefinitionString" in properties:
+        text = str(resolver.resolve(properties["DefinitionString"]))
+    else:
+        raise TemplateError(f"state machine {logical_id} has no inline definition (DefinitionS3Location is not read)")
+    substitutions = {
+        name: str(resolver.resolve(value)) for name, value in properties.get("DefinitionSubstitutions", {}).items()
+    }
+    if substitutions:
+        text = re.sub(r"\$\{([^}]+)\}", lambda match: substitutions.get(match.group(1), match.group(0)), text)
+    if unresolved := sorted(set(re.findall(r"\$\{([A-Za-z0-9_]+)\}", text))):
+        raise TemplateError(f"state machine {logical_id} has unsubstituted {', '.join(unresolved)}")
+    try:
+        definition = json.loads(text)
+    except ValueError as exc:
+        raise TemplateError(f"state machine {logical_id}: the definition is not JSON: {exc}") from None
+    if not isinstance(definition, dict):
+        raise TemplateError(f"state machine {logical_id}: the definition is not a JSON object")
+    return definition
+
+
+def _scale_durations(node: Any, time_scale: float) -> None:
+    """Retry intervals and fixed Wait seconds on the local clock, everywhere (branches and maps too)."""
+    if isinstance(node, list):
+        for item in node:
+            _scale_durations(item, time_scale)
+        return
+    if not isinstance(node, dict):
+        return
+    for retrier in node.get("Retry", []) if isinstance(node.get("Retry"), list) else []:
+        retrier["IntervalSeconds"] = scaled_seconds(retrier.get("IntervalSeconds", 1), time_scale)
+        if "MaxDelaySeconds" in retrier:
+            retrier["MaxDelaySeconds"] = scaled_seconds(retrier["MaxDelaySeconds"], time_scale)
+    if node.get("Type") == "Wait" and isinstance(node.get("Seconds"), int | float):
+        node["Seconds"] = scaled_seconds(node["Seconds"], time_scale)
+    for value in node.values():
+        _scale_durations(value, time_scale)
 
 
 def _function_logical_id(reference: Any) -> str:

@@ -1,9 +1,11 @@
-"""The run report: every accepted event's outcome, totals, and the ledger's trial balance."""
+"""The run report: every accepted event's outcome, totals, the ledger's trial balance, and the refund
+saga's executions with the states each entered."""
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 from billing_sync.domain.lineage import LineageRecord, LineageStatus
@@ -59,6 +61,36 @@ def _bus_event_id(body: str) -> str | None:
     return detail.get("event_id") if isinstance(detail, dict) else None
 
 
+def saga_executions(stepfunctions: Any, state_machine_arns: Iterable[str]) -> list[dict[str, Any]]:
+    """One entry per execution of the given state machines, oldest first: its name, status, and the
+    states it entered in order (the history's *StateEntered events)."""
+    executions: list[dict[str, Any]] = []
+    for arn in state_machine_arns:
+        for page in stepfunctions.get_paginator("list_executions").paginate(stateMachineArn=arn):
+            executions += page["executions"]
+    executions.sort(key=lambda execution: (execution["startDate"], execution["name"]))
+    return [
+        {
+            "name": execution["name"],
+            "status": execution["status"],
+            "states": entered_states(stepfunctions, execution["executionArn"]),
+        }
+        for execution in executions
+    ]
+
+
+def entered_states(stepfunctions: Any, execution_arn: str) -> list[str]:
+    """The names of the states an execution entered, in order (a state entered twice appears twice)."""
+    states: list[str] = []
+    for page in stepfunctions.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
+        states += [
+            event["stateEnteredEventDetails"]["name"]
+            for event in page["events"]
+            if event["type"].endswith("StateEntered") and "stateEnteredEventDetails" in event
+        ]
+    return states
+
+
 def build_report(
     *,
     lineage: DynamoLineageStore,
@@ -66,7 +98,9 @@ def build_report(
     accepted: dict[str, str],
     dead_lettered: set[str],
     refused: list[dict[str, Any]],
+    refunds: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """`refunds` is `saga_executions(...)` for the refund saga (empty when not given)."""
     records = {record.event_id: record for record in lineage.scan()}
     events = [_event_entry(record, dead_lettered) for record in records.values()]
     events += [
@@ -96,6 +130,7 @@ def build_report(
             "waiting": outcomes["WAITING"],
         },
         "refused": refused,
+        "refunds": list(refunds or []),
         "ledger": {
             "balanced": balanced,
             "documents": documents,
@@ -168,4 +203,8 @@ def render_summary(report: dict[str, Any]) -> str:
             )
     for refusal in report["refused"]:
         lines.append(f"  refused {refusal['status']} {refusal.get('error')}: {refusal.get('message')}")
+    if report.get("refunds"):
+        lines += ["", "refund saga executions:"]
+        for execution in report["refunds"]:
+            lines.append(f"  {execution['status']:<9} {execution['name']}: {' -> '.join(execution['states'])}")
     return "\n".join(lines) + "\n"

@@ -1,7 +1,9 @@
 """The embedded local runtime: moto on loopback, resources from the synthesised stack, real handlers.
 
 Nothing here needs an AWS account or Docker. The webhook endpoint is served over real HTTP; the
-posting queue is polled by a dispatcher that plays the Lambda event source mapping.
+posting queue is polled by a dispatcher that plays the Lambda event source mapping. moto's Step
+Functions interpreter runs the stack's state machines (the refund saga) from their real definitions,
+with their Lambda tasks dispatched in-process to the real handlers.
 
 All state (events, lineage, ledger, queues) lives in moto's memory in this process: stopping the
 runtime loses it. Handlers log to stderr here (in Lambda, Powertools writes to stdout), so a command's
@@ -26,7 +28,13 @@ from typing import Any
 
 import boto3
 
-from billing_sync_ops.lambda_runtime import LocalFunctionHost, QueuePoller, VisibilityChanges, api_gateway_event
+from billing_sync_ops.lambda_runtime import (
+    LocalFunctionHost,
+    QueuePoller,
+    StateMachineTasks,
+    VisibilityChanges,
+    api_gateway_event,
+)
 from billing_sync_ops.local_stack import LocalStack, provision, synthesize_template
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -54,6 +62,14 @@ LOCAL_SCALED_DELAYS = {
     "ERP_CIRCUIT_COOL_DOWN_SECONDS": 60,
 }
 """The posting function's deployed delays (settings defaults), scaled by `time_scale` in the local runtime."""
+
+LOCAL_SAGA_SETTINGS = {
+    "SAGA_WAIT_SECONDS": 1,
+    "SAGA_MAX_WAITS": 60,
+}
+"""The refund saga's wait between looks for the payment it refunds, and how many looks before it parks the
+refund DEPENDENCY_PENDING: deployed 300 s x 864 (3 days); locally 1 s x 60, a one-minute horizon. They
+override the template's values; a value already set in the environment wins."""
 
 
 class PortInUseError(OSError):
@@ -139,9 +155,14 @@ class LocalRuntime:
         return self
 
     def _start_backend(self) -> None:
+        from moto.core.config import default_user_config
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        # moto runs state machines only when asked (its config is process-wide); `stop()` restores it.
+        sfn_config = default_user_config.setdefault("stepfunctions", {})
+        self._saved_execute_state_machine: tuple[bool | None] | None = (sfn_config.get("execute_state_machine"),)
+        sfn_config["execute_state_machine"] = True
         moto_port = _free_port()
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
         self._moto.start()
@@ -162,13 +183,18 @@ class LocalRuntime:
         os.environ.pop("AWS_PROFILE", None)
         template = synthesize_template(REPO_ROOT, self.work_dir / "cdk.out")
         print(f"creating the stack's resources in moto at {endpoint} ...", file=sys.stderr)
-        self.stack: LocalStack = provision(template, region=REGION, webhook_secrets=[self.webhook_secret])
+        self.stack: LocalStack = provision(
+            template, region=REGION, webhook_secrets=[self.webhook_secret], time_scale=self.time_scale
+        )
         self._apply_function_environment()
         self._session = boto3.session.Session(region_name=REGION)
         self.sqs = self._session.client("sqs")
+        self.stepfunctions = self._session.client("stepfunctions")
         self._visibility_changes = VisibilityChanges()
         self._visibility_changes.install()
         self._hosts = {logical_id: LocalFunctionHost(fn) for logical_id, fn in self.stack.functions.items()}
+        self._state_machine_tasks = StateMachineTasks(self._hosts, endpoint_url=endpoint)
+        self._state_machine_tasks.install()
         self._log_to_stderr()
         self._pollers = [
             QueuePoller(
@@ -232,6 +258,9 @@ class LocalRuntime:
         # The posting function's own retry delays and ERP cool-down run on the same scaled clock.
         for name, deployed_seconds in LOCAL_SCALED_DELAYS.items():
             os.environ.setdefault(name, str(max(1, math.ceil(deployed_seconds * self.time_scale))))
+        # The refund saga's looks for its payment: short enough to watch locally.
+        for name, local_value in LOCAL_SAGA_SETTINGS.items():
+            os.environ[name] = self._saved_env.get(name, str(local_value))
         from billing_sync import composition
 
         composition.reset()
@@ -314,23 +343,37 @@ class LocalRuntime:
         self._http.server_close()
 
     def drain(self, *, timeout_seconds: float = 60, settle_seconds: float = 1.5) -> bool:
-        """Waits until every polled queue is empty and idle; returns False when the bound was hit.
+        """Waits until every polled queue is empty and idle and no state machine execution is running;
+        returns False when the bound was hit.
 
-        Idle means no message visible, none in flight or waiting out a retry delay, and no batch being
-        processed, for `settle_seconds` (or, at the bound, at that moment). Events held in the waiting
-        room are not in a queue: they wait by design and do not keep the queues busy.
+        Idle means no message visible, none in flight or waiting out a retry delay, no batch being
+        processed and no execution RUNNING (a saga waiting for its payment is running), for
+        `settle_seconds` (or, at the bound, at that moment). Events held in the waiting room are not in
+        a queue: they wait by design and do not keep the queues busy.
         """
         deadline = time.monotonic() + timeout_seconds
         quiet_since: float | None = None
         while time.monotonic() < deadline:
-            if self._queues_idle():
+            if self._idle():
                 quiet_since = quiet_since or time.monotonic()
                 if time.monotonic() - quiet_since >= settle_seconds:
                     return True
             else:
                 quiet_since = None
             time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
-        return self._queues_idle()
+        return self._idle()
+
+    def _idle(self) -> bool:
+        return self._queues_idle() and not self.running_executions()
+
+    def running_executions(self) -> list[str]:
+        """ARNs of the stack's state machine executions that are RUNNING."""
+        running: list[str] = []
+        for arn in self.stack.state_machines.values():
+            paginator = self.stepfunctions.get_paginator("list_executions")
+            for page in paginator.paginate(stateMachineArn=arn, statusFilter="RUNNING"):
+                running += [execution["executionArn"] for execution in page["executions"]]
+        return running
 
     def _queues_idle(self) -> bool:
         for poller in self._pollers:
@@ -393,13 +436,38 @@ class LocalRuntime:
             self._visibility_changes.uninstall()
         self._restore_logger()
         if getattr(self, "_moto", None) is not None:
+            self._stop_executions()
             self._moto.stop()
             self._moto = None
+        tasks: StateMachineTasks | None = getattr(self, "_state_machine_tasks", None)
+        if tasks is not None:
+            tasks.uninstall()
+            del self._state_machine_tasks
+        saved = getattr(self, "_saved_execute_state_machine", None)
+        if saved is not None:
+            from moto.core.config import default_user_config
+
+            sfn_config = default_user_config.setdefault("stepfunctions", {})
+            if saved[0] is None:
+                sfn_config.pop("execute_state_machine", None)
+            else:
+                sfn_config["execute_state_machine"] = saved[0]
+            self._saved_execute_state_machine = None
         os.environ.clear()
         os.environ.update(self._saved_env)
         from billing_sync import composition
 
         composition.reset()
+
+    def _stop_executions(self) -> None:
+        """Stops executions still running (a saga waiting for its payment), so none outlives the backend."""
+        if getattr(self, "stack", None) is None or getattr(self, "stepfunctions", None) is None:
+            return
+        try:
+            for arn in self.running_executions():
+                self.stepfunctions.stop_execution(executionArn=arn, cause="local runtime stopped")
+        except Exception as exc:
+            print(f"local runtime: cannot stop running executions: {exc!r}", file=sys.stderr)
 
     def __enter__(self) -> LocalRuntime:
         return self.start()

@@ -13,6 +13,9 @@ DEFAULT_LEGAL_ENTITY = "US01"
 DEFAULT_POWERTOOLS_LAYER_VERSION = 27
 # Stripe retries a webhook for up to three days: what is still missing after that needs a person.
 DEFAULT_WAIT_HORIZON_HOURS = 72
+# The refund saga looks for the payment it refunds every 5 minutes for 864 looks: the same three days.
+DEFAULT_SAGA_WAIT_SECONDS = 300
+DEFAULT_SAGA_MAX_WAITS = 864
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,12 +27,15 @@ class BillingSyncConfig:
     wait_horizon_hours: int = DEFAULT_WAIT_HORIZON_HOURS
     catalogue_required: bool = True
     alarm_email: str | None = None
+    saga_wait_seconds: int = DEFAULT_SAGA_WAIT_SECONDS
+    saga_max_waits: int = DEFAULT_SAGA_MAX_WAITS
 
     @classmethod
     def from_context(cls, node: Node) -> BillingSyncConfig:
         """Reads `stage`, `defaultLegalEntity`, `stripePartnerEventBusName`, `powertoolsLayerVersion`,
-        `waitHorizonHours`, `catalogueRequired` ("false" posts invoices without product and price events) and
-        `alarmEmail` (an address subscribed to the alarm topic)."""
+        `waitHorizonHours`, `catalogueRequired` ("false" posts invoices without product and price events),
+        `alarmEmail` (an address subscribed to the alarm topic), `sagaWaitSeconds` and `sagaMaxWaits` (the refund
+        saga's wait between looks for the payment it refunds, and how many looks before it gives up)."""
         partner_bus = node.try_get_context("stripePartnerEventBusName")
         alarm_email = str(node.try_get_context("alarmEmail") or "").strip()
         catalogue = node.try_get_context("catalogueRequired")
@@ -43,4 +49,15 @@ class BillingSyncConfig:
             wait_horizon_hours=int(node.try_get_context("waitHorizonHours") or DEFAULT_WAIT_HORIZON_HOURS),
             catalogue_required=str(catalogue).lower() not in {"false", "0", "no"} if catalogue is not None else True,
             alarm_email=alarm_email or None,
+            saga_wait_seconds=_int_context(node, "sagaWaitSeconds", DEFAULT_SAGA_WAIT_SECONDS, minimum=1),
+            saga_max_waits=_int_context(node, "sagaMaxWaits", DEFAULT_SAGA_MAX_WAITS, minimum=0),
         )
+
+
+def _int_context(node: Node, key: str, default: int, *, minimum: int) -> int:
+    # Read explicitly rather than with `or`: 0 is a valid number of waits.
+    raw = node.try_get_context(key)
+    value = default if raw is None or str(raw).strip() == "" else int(raw)
+    if value < minimum:
+        raise ValueError(f"context {key} must be at least {minimum}, got {value}")
+    return value

@@ -14,6 +14,7 @@ from infra.constructs.observability import Observability, WatchedRule
 from infra.constructs.partner_events import StripePartnerEvents
 from infra.constructs.posting_pipeline import PostingPipeline
 from infra.constructs.raw_archive import RawArchive
+from infra.constructs.refund_saga import RefundSaga
 from infra.constructs.state_tables import StateTables
 from infra.function_factory import FunctionFactory
 
@@ -37,6 +38,18 @@ class BillingSyncStack(Stack):
             wait_horizon=Duration.hours(config.wait_horizon_hours),
             catalogue_required=config.catalogue_required,
         )
+        refund_saga = RefundSaga(
+            self,
+            "RefundSaga",
+            function_factory=function_factory,
+            tables=tables,
+            exception_queue=posting.exception_queue,
+            environment=posting.environment,
+            started_by=posting.functions,
+            wait_seconds=config.saga_wait_seconds,
+            max_waits=config.saga_max_waits,
+            stage=config.stage,
+        )
         ingest_path = IngestPath(
             billing_bus=billing_bus,
             raw_archive=raw_archive.bucket,
@@ -52,6 +65,7 @@ class BillingSyncStack(Stack):
             "StripeWebhook": ingest.function,
             "PostToErp": posting.function,
             "SweepWaitingRoom": posting.sweep_function,
+            "RefundSagaTasks": refund_saga.task_function,
         }
         rules = {
             "CanonicalEventsToPosting": WatchedRule(rule=posting.rule, event_bus_name=billing_bus.event_bus_name),
@@ -77,6 +91,7 @@ class BillingSyncStack(Stack):
             functions=functions,
             rest_api=ingest.rest_api,
             rules=rules,
+            state_machines={"RefundSaga": refund_saga.state_machine},
             metrics_namespace=function_factory.metrics_namespace,
             service_name=function_factory.service_name,
             alarm_email=config.alarm_email,
@@ -95,6 +110,7 @@ class BillingSyncStack(Stack):
             "WaitingRoomTableName": tables.waiting_room.table_name,
             "RawArchiveBucketName": raw_archive.bucket.bucket_name,
             "StripeWebhookSecretName": ingest.webhook_secret_name,
+            "RefundSagaArn": refund_saga.state_machine.state_machine_arn,
         }
         for output_id, value in outputs.items():
             CfnOutput(self, output_id, value=value)

@@ -56,6 +56,9 @@ class PostingSettings(_Settings):
     claim_lease_seconds: int = Field(default=90, ge=1)
     wait_horizon_seconds: int = Field(default=3 * 24 * 3600, ge=1)
     catalogue_required: bool = True
+    refund_saga_arn: str | None = Field(default=None, min_length=1)
+    saga_wait_seconds: int = Field(default=300, ge=1, description="The refund saga's wait between looks.")
+    saga_max_waits: int = Field(default=864, ge=0, description="Looks before DEPENDENCY_PENDING (864 x 300 s = 3 d).")
     # Kept equal to the posting queue's redrive maxReceiveCount: the last receive parks with a reason.
     posting_max_receive_count: int = Field(default=8, ge=1)
     posting_retry_base_seconds: int = Field(default=30, ge=0, le=43200)

@@ -1,8 +1,8 @@
 """Alarms an operator acts on, all sent to one encrypted SNS topic.
 
 What they watch: the exception queue (anything parked, anything parked too long), posting item failures,
-webhook refusals and server errors, every function's errors and throttles, and every rule's
-permanently failed deliveries.
+webhook refusals and server errors, every function's errors and throttles, every rule's permanently
+failed deliveries, and every state machine's failed and timed-out executions.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 PERIOD = Duration.minutes(5)
@@ -63,6 +64,7 @@ class Observability(Construct):
         functions: dict[str, lambda_.IFunction],
         rest_api: apigateway.RestApiBase,
         rules: dict[str, WatchedRule],
+        state_machines: dict[str, sfn.IStateMachine],
         metrics_namespace: str,
         service_name: str,
         alarm_email: str | None = None,
@@ -154,6 +156,26 @@ class Observability(Construct):
             )
             for name, watched in rules.items()
         }
+        # A saga that fails has already recorded its failed step in the exception store (or could not);
+        # one that times out never reached that step.
+        self.execution_failure_alarms = {
+            name: self._alarm(
+                f"{name}ExecutionsFailed",
+                f"{name} executions failed: see the exception store for the step and the cause",
+                state_machine.metric_failed(period=PERIOD, statistic=cloudwatch.Stats.SUM),
+                threshold=1,
+            )
+            for name, state_machine in state_machines.items()
+        }
+        self.execution_timeout_alarms = {
+            name: self._alarm(
+                f"{name}ExecutionsTimedOut",
+                f"{name} executions timed out before recording an outcome: nothing in the exception store",
+                state_machine.metric_timed_out(period=PERIOD, statistic=cloudwatch.Stats.SUM),
+                threshold=1,
+            )
+            for name, state_machine in state_machines.items()
+        }
 
     def _alarm_topic(self) -> sns.Topic:
         # A customer managed key: CloudWatch cannot use the AWS managed SNS key (its policy is not editable).
@@ -210,7 +232,7 @@ class Observability(Construct):
             evaluation_periods=evaluation_periods,
             datapoints_to_alarm=datapoints_to_alarm,
             comparison_operator=comparison_operator,
-            # Lambda, API Gateway and EventBridge publish error counts only when there are some.
+            # Lambda, API Gateway, EventBridge and Step Functions publish error counts only when there are some.
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
         alarm.add_alarm_action(self._action)

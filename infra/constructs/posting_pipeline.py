@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -100,26 +103,29 @@ class PostingPipeline(Construct):
             ],
         )
 
-        environment = {
-            "LINEAGE_TABLE_NAME": tables.lineage.table_name,
-            "LEDGER_TABLE_NAME": tables.ledger.table_name,
-            "MASTER_DATA_TABLE_NAME": tables.master_data.table_name,
-            "WAITING_ROOM_TABLE_NAME": tables.waiting_room.table_name,
-            "EXCEPTION_QUEUE_URL": self.exception_queue.queue_url,
-            "EXCEPTION_TABLE_NAME": tables.exceptions.table_name,
-            "POSTING_QUEUE_URL": self.posting_queue.queue_url,
-            "WAIT_HORIZON_SECONDS": str(int(wait_horizon.to_seconds())),
-            "CATALOGUE_REQUIRED": "true" if catalogue_required else "false",
-            # The posting function parks a transient failure itself on the queue's last receive.
-            "POSTING_MAX_RECEIVE_COUNT": str(MAX_RECEIVE_COUNT),
-        }
+        # Exposed: the refund saga's task function builds from the same PostingSettings.
+        self.environment: Mapping[str, str] = MappingProxyType(
+            {
+                "LINEAGE_TABLE_NAME": tables.lineage.table_name,
+                "LEDGER_TABLE_NAME": tables.ledger.table_name,
+                "MASTER_DATA_TABLE_NAME": tables.master_data.table_name,
+                "WAITING_ROOM_TABLE_NAME": tables.waiting_room.table_name,
+                "EXCEPTION_QUEUE_URL": self.exception_queue.queue_url,
+                "EXCEPTION_TABLE_NAME": tables.exceptions.table_name,
+                "POSTING_QUEUE_URL": self.posting_queue.queue_url,
+                "WAIT_HORIZON_SECONDS": str(int(wait_horizon.to_seconds())),
+                "CATALOGUE_REQUIRED": "true" if catalogue_required else "false",
+                # The posting function parks a transient failure itself on the queue's last receive.
+                "POSTING_MAX_RECEIVE_COUNT": str(MAX_RECEIVE_COUNT),
+            }
+        )
         self.function = function_factory.create(
             self,
             "PostToErpFunction",
             handler_module="post_to_erp",
             timeout=POSTING_TIMEOUT,
             description="Claims, validates, maps and posts canonical finance events to the ERP",
-            environment=environment,
+            environment=dict(self.environment),
         )
         self.sweep_function = function_factory.create(
             self,
@@ -127,7 +133,7 @@ class PostingPipeline(Construct):
             handler_module="sweep_waiting_room",
             timeout=Duration.minutes(5),
             description="Posts again events held for a dependency; parks those past the wait horizon",
-            environment=environment,
+            environment=dict(self.environment),
         )
         for function in (self.function, self.sweep_function):
             for table in tables.all:
@@ -141,8 +147,9 @@ class PostingPipeline(Construct):
                     NagPackSuppression(
                         id="AwsSolutions-IAM5",
                         reason="grant_read_write_data adds each table's indexes (index/*) so the function can "
-                        "query the ledger's AppliedTo (an invoice's payments) and the exception store's "
-                        "OpenByCategory; each wildcard covers the indexes of that one table only.",
+                        "query the ledger's AppliedTo (an invoice's payments) and ByReference (the payment a refund "
+                        "refunds) and the exception store's OpenByCategory; each wildcard covers the indexes of "
+                        "that one table only.",
                         applies_to=[
                             {"regex": "/^Resource::<StateTablesLedger.*\\.Arn>/index/\\*$/g"},
                             {"regex": "/^Resource::<StateTablesExceptions.*\\.Arn>/index/\\*$/g"},

@@ -6,6 +6,7 @@ from constructs import Construct
 
 from billing_sync.aws.exception_store import OPEN_BY_CATEGORY_INDEX
 from billing_sync.erp import APPLIED_TO_INDEX as LEDGER_APPLIED_TO_INDEX
+from billing_sync.erp import BY_REFERENCE_INDEX as LEDGER_BY_REFERENCE_INDEX
 
 
 class StateTables(Construct):
@@ -22,6 +23,21 @@ class StateTables(Construct):
             partition_key=dynamodb.Attribute(name="applied_to", type=dynamodb.AttributeType.STRING),
             projection_type=dynamodb.ProjectionType.INCLUDE,
             non_key_attributes=["kind", "total"],
+        )
+        # A payment by the source's handle on it (its payment intent): how a refund finds what it refunds.
+        self.ledger.add_global_secondary_index(
+            index_name=LEDGER_BY_REFERENCE_INDEX,
+            partition_key=dynamodb.Attribute(name="reference", type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.INCLUDE,
+            non_key_attributes=[
+                "document_id",
+                "kind",
+                "total",
+                "currency",
+                "legal_entity",
+                "customer",
+                "source_event_id",
+            ],
         )
         self.master_data = self._table("MasterData")
         # Held events by the name of what they wait for: a query per released key, never a scan on a hot path.

@@ -45,6 +45,11 @@ class InMemoryErpClient:
             document = self.documents.get(external_id)
             return None if document is None else self._ref(document, created=False)
 
+    def find_by_reference(self, reference: str) -> ErpRef | None:
+        with self._lock:
+            found = next((d for d in self.documents.values() if d.reference == reference), None)
+            return None if found is None else self._ref(found, created=False)
+
     def get_document(self, external_id: str) -> ErpDocument | None:
         with self._lock:
             return self.documents.get(external_id)
@@ -61,10 +66,10 @@ class InMemoryErpClient:
             self.after_create(document)
         return ref
 
-    def received(self, invoice_external_id: str) -> int:
+    def applied_total(self, external_id: str, kind: DocumentKind) -> int:
         with self._lock:
             return sum(
                 document.total
                 for document in self.documents.values()
-                if document.kind is DocumentKind.PAYMENT and document.applies_to[:1] == (invoice_external_id,)
+                if document.kind is kind and document.applies_to[:1] == (external_id,)
             )

@@ -188,3 +188,16 @@ class InMemoryPublisher:
         if self.fail_next:
             raise self.fail_next.pop(0)
         self.events.append(event)
+
+
+class RecordingWorkflows:
+    """Step Functions as far as posting sees it: executions by name, a second start of a name a no-op."""
+
+    def __init__(self) -> None:
+        self.executions: dict[str, tuple[str, dict[str, Any]]] = {}
+
+    def start(self, workflow: str, *, name: str, event: dict[str, Any]) -> bool:
+        if name in self.executions:
+            return False
+        self.executions[name] = (workflow, event)
+        return True

@@ -46,6 +46,7 @@ def create_ledger(client: Any, name: str = "ledger") -> str:
         AttributeDefinitions=[
             {"AttributeName": "pk", "AttributeType": "S"},
             {"AttributeName": "applied_to", "AttributeType": "S"},
+            {"AttributeName": "reference", "AttributeType": "S"},
         ],
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
         GlobalSecondaryIndexes=[
@@ -53,7 +54,12 @@ def create_ledger(client: Any, name: str = "ledger") -> str:
                 "IndexName": "AppliedTo",
                 "KeySchema": [{"AttributeName": "applied_to", "KeyType": "HASH"}],
                 "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["kind", "total"]},
-            }
+            },
+            {
+                "IndexName": "ByReference",
+                "KeySchema": [{"AttributeName": "reference", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"},
+            },
         ],
         BillingMode="PAY_PER_REQUEST",
     )

@@ -20,6 +20,7 @@ from tests.fakes.stores import (
     InMemoryMasterDataStore,
     InMemoryPostingQueue,
     InMemoryWaitingRoom,
+    RecordingWorkflows,
 )
 
 CLAIM_LEASE = timedelta(seconds=90)
@@ -62,6 +63,7 @@ class PostingHarness:
     requeue: InMemoryPostingQueue | None = None
     wait_horizon: timedelta = DEFAULT_WAIT_HORIZON
     catalogue_required: bool = False
+    workflows: RecordingWorkflows = field(default_factory=RecordingWorkflows)
 
     @property
     def service(self) -> PostingService:
@@ -77,6 +79,7 @@ class PostingHarness:
             requeue=self.requeue,
             wait_horizon=self.wait_horizon,
             catalogue_required=self.catalogue_required,
+            workflows=self.workflows,
         )
 
 

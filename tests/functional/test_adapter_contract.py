@@ -20,6 +20,7 @@ import billing_sync
 from billing_sync.domain.accounting import invoice_document, payment_document
 from billing_sync.domain.errors import ExceptionCategory
 from billing_sync.domain.events import CustomerUpserted
+from billing_sync.domain.journal import DocumentKind
 from billing_sync.domain.lineage import EventRef, LineageRecord, LineageStatus
 from billing_sync.domain.mapping import AccountMapping
 from billing_sync.domain.ports import ClaimState, ErpClient, LineageStore, MasterDataStore, Version, Waiter, WaitingRoom
@@ -302,7 +303,11 @@ def test_a_payment_adds_to_what_its_invoice_received_exactly_once(erp):
     # GIVEN the USD invoice posted
     erp.create_document(invoice_document(canonical("stripe_invoice_finalized"), MAPPING))
     invoice = erp.find_document("stripe-invoice-in_1QvDDlNx4RkL2mQejBTD4pmw")
-    assert (invoice.total, invoice.currency, erp.received(invoice.external_id)) == (41623, "USD", 0)
+    assert (invoice.total, invoice.currency, erp.applied_total(invoice.external_id, DocumentKind.PAYMENT)) == (
+        41623,
+        "USD",
+        0,
+    )
     assert invoice.customer_external_id == "stripe-customer-cus_QfR7xKp2LmN9aT"
     payment = payment_document(canonical("stripe_invoice_payment_paid"), MAPPING, invoice=invoice)
 
@@ -313,7 +318,20 @@ def test_a_payment_adds_to_what_its_invoice_received_exactly_once(erp):
     assert (first.created, second.created) == (True, False)
     assert second.document_id == first.document_id
     assert (second.total, second.source_event_id) == (41623, payment.source_event_id)
-    assert erp.received(invoice.external_id) == 41623
+    assert erp.applied_total(invoice.external_id, DocumentKind.PAYMENT) == 41623
+
+
+def test_a_payment_is_found_by_its_payment_intent(erp):
+    # GIVEN the USD invoice and its payment (payment intent pi_3Q4Syi…) posted
+    erp.create_document(invoice_document(canonical("stripe_invoice_finalized"), MAPPING))
+    invoice = erp.find_document("stripe-invoice-in_1QvDDlNx4RkL2mQejBTD4pmw")
+    payment = payment_document(canonical("stripe_invoice_payment_paid"), MAPPING, invoice=invoice)
+    erp.create_document(payment)
+
+    # WHEN / THEN a refund finds it by the reference, and an unknown reference finds nothing
+    found = erp.find_by_reference("payment_intent:pi_3Q4SyiNx4RkL2mQerHzQjS0T")
+    assert (found.external_id, found.total, found.currency) == (payment.external_id, 41623, "USD")
+    assert erp.find_by_reference("payment_intent:pi_unknown") is None
 
 
 def test_get_document_returns_the_document_as_posted(erp):

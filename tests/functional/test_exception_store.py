@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -102,3 +103,34 @@ def test_the_exception_queue_indexes_what_it_parks_with_the_message_id(aws):
     assert bookkeeping["message_id"] == message["MessageId"]
     assert bookkeeping["queue"] == url
     assert store.find_by_message_id(message["MessageId"]) == stored
+
+
+def test_a_second_start_of_one_execution_name_is_a_no_op(aws) -> None:
+    # GIVEN a state machine (moto records executions without running them here)
+    from billing_sync.aws.workflows import StepFunctionsWorkflows
+
+    sfn = boto3.client("stepfunctions")
+    arn = sfn.create_state_machine(
+        name="refund-saga",
+        definition='{"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}',
+        roleArn="arn:aws:iam::123456789012:role/sfn",
+    )["stateMachineArn"]
+    workflows = StepFunctionsWorkflows(sfn, {"refund_saga": arn}, execution_input={"wait_seconds": 1, "max_waits": 2})
+
+    # WHEN the same execution is started twice
+    first = workflows.start("refund_saga", name="evt-1", event={"event_id": "e"})
+    second = workflows.start("refund_saga", name="evt-1", event={"event_id": "e"})
+
+    # THEN one execution exists, with the saga's input (AWS answers a repeat of a running execution's name
+    # and input with that execution, and a repeat of a closed one with ExecutionAlreadyExists: both no-ops)
+    assert first is True
+    assert second in (True, False)
+    [execution] = sfn.list_executions(stateMachineArn=arn)["executions"]
+    started = json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["input"])
+    assert started == {
+        "wait_seconds": 1,
+        "max_waits": 2,
+        "event": {"event_id": "e"},
+        "name": "evt-1",
+        "waits": {"count": 0},
+    }

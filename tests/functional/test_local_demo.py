@@ -40,8 +40,8 @@ def test_every_accepted_event_has_an_outcome(demo_run) -> None:
     reported = {entry["event_id"]: entry for entry in report["events"]}
     assert accepted == set(reported)
     assert report["totals"] == {
-        "received": 64,
-        "posted": 60,
+        "received": 68,
+        "posted": 64,
         "ignored": 2,
         "exceptions": 2,
         "pending": 0,
@@ -71,10 +71,14 @@ def balance(report: dict, account_prefix: str, currency: str) -> int:
 def test_ledger_balances_and_holds_each_document_once(demo_run) -> None:
     _, _, report = demo_run
     ledger = report["ledger"]
-    # THEN 12 invoices, 10 payments, 2 credit notes, 1 void and 1 write-off, each once: the redelivered
-    # invoice and the invoice.paid checks added nothing
+    # THEN 12 invoices, 10 payments, 2 credit notes, 1 void, 1 write-off, 2 refund credit memos and 3
+    # refunds, each once: the redelivered invoice, the invoice.paid checks and the charge.refunded that
+    # reports the full refund again added nothing
     assert ledger["balanced"] is True
-    assert ledger["documents"] == 12 + 10 + 2 + 1 + 1
+    once = 12 + 10 + 2 + 1 + 1 + 2 + 3
+    # The credit note carrying a refund and that refund's saga are independent: when the saga looks first
+    # it books its own credit memo, which the credit note then voids (two more documents, same balances).
+    assert ledger["documents"] in (once, once + 2)
     for currency in ("USD", "JPY", "KWD", "EUR"):
         rows = [row for row in ledger["trial_balance"] if row["currency"] == currency]
         assert sum(row["debit"] for row in rows) == sum(row["credit"] for row in rows)
@@ -90,10 +94,13 @@ def test_the_books_end_where_stripe_leaves_the_customers(demo_run) -> None:
     # after payment credited 5717, used by the June invoice; the EUR overpayment left 600 of credit
     assert balance(report, "2200", "USD") == 0
     assert balance(report, "2200", "EUR") == -600
-    # AND cash: paid outside Stripe to undeposited funds, the rest to Stripe clearing; 5000 to refund
+    # AND cash: paid outside Stripe to undeposited funds, the rest to Stripe clearing less the refunds
+    # (the upgrade's 16075 in full, 10000 of Acme's payment, the credit note's 5000)
     assert balance(report, "1160", "USD") == 60403
-    assert balance(report, "1150", "USD") == 10000 + 4289 + 16075 + 20000 + 41623
-    assert balance(report, "2250", "USD") == -5000
+    assert balance(report, "1150", "USD") == 10000 + 4289 + 16075 + 20000 + 41623 - 16075 - 10000 - 5000
+    # AND every refund owed was paid out; revenue given back by the two refunds no credit note carries
+    assert balance(report, "2250", "USD") == 0
+    assert balance(report, "4950", "USD") == 16075 + 10000
     # AND the write-off is what remained open on the uncollectible invoice
     assert balance(report, "6500", "USD") == 44950
     # AND a JPY invoice on the US entity posted (no currency restriction)
@@ -122,6 +129,65 @@ def test_the_subscription_lifecycle_posted_although_sent_out_of_order(demo_run) 
     assert paid["reason"] == "complete: payments booked 14289 cover amount paid 14289"
 
 
+BOOKED_WITH_CREDIT_MEMO = [
+    "LoadDependencies",
+    "DependenciesPosted",
+    "CreditMemoNeeded",
+    "CreateCreditMemo",
+    "CreateRefund",
+    "RecordLineage",
+    "Booked",
+]
+
+
+def after_last_wait(states: list[str]) -> list[str]:
+    """The states entered after the saga's last look that found the payment missing."""
+    if "WaitForDependencies" not in states:
+        return states
+    return states[len(states) - states[::-1].index("WaitForDependencies") :]
+
+
+def test_refunds_are_booked_by_the_saga_although_sent_before_their_payments(demo_run) -> None:
+    _, _, report = demo_run
+    entries = by_source_event(report)
+    executions = {execution["name"]: execution for execution in report["refunds"]}
+    # GIVEN four refund events: two report the upgrade's full refund (refund.created, charge.refunded),
+    # one a partial refund of the Acme payment (both sent before their payments) and one the refund the
+    # post-payment credit note carries
+    names = {
+        "stripe_refund_created_full": BOOKED_WITH_CREDIT_MEMO,
+        "stripe_charge_refunded": BOOKED_WITH_CREDIT_MEMO,
+        "stripe_refund_created_partial_1": BOOKED_WITH_CREDIT_MEMO,
+        "stripe_refund_created_credit_note": [
+            "LoadDependencies",
+            "DependenciesPosted",
+            "CreditMemoNeeded",
+            "CreateRefund",
+            "RecordLineage",
+            "Booked",
+        ],
+    }
+    assert len(executions) == len(names)
+    for name, path in names.items():
+        [entry] = entries[load_event(name)["id"]]
+        assert entry["outcome"] == "POSTED", (name, entry)
+        # THEN one execution per event SUCCEEDED, looking for the payment until it was posted, then
+        # going LoadDependencies -> ... -> RecordLineage -> Booked in order
+        [execution] = [e for e in executions.values() if e["name"].startswith(f"{entry['event_id']}-")]
+        assert execution["status"] == "SUCCEEDED", (name, execution)
+        assert after_last_wait(execution["states"]) == path, (name, execution["states"])
+    # AND the refunds sent before their payments waited for them
+    for name in ("stripe_refund_created_full", "stripe_refund_created_partial_1"):
+        [entry] = entries[load_event(name)["id"]]
+        [execution] = [e for e in executions.values() if e["name"].startswith(f"{entry['event_id']}-")]
+        assert "WaitForDependencies" in execution["states"], (name, execution["states"])
+    # AND the two events of the one full refund hold the same two documents
+    [full] = entries[load_event("stripe_refund_created_full")["id"]]
+    [charge_refunded] = entries[load_event("stripe_charge_refunded")["id"]]
+    assert sorted(full["erp_documents"]) == sorted(charge_refunded["erp_documents"])
+    assert len(full["erp_documents"]) == 2
+
+
 def test_refused_webhooks_store_nothing(demo_run) -> None:
     runtime, responses, report = demo_run
     # THEN the forged request got a 401 and left no trace in lineage or the ledger
@@ -140,12 +206,13 @@ def test_refused_webhooks_store_nothing(demo_run) -> None:
         runtime.webhook_url, garbage, sign_stripe_payload(garbage, runtime.webhook_secret, int(time.time()))
     )
     assert (status, answer["error"]) == (400, "malformed_json")
-    assert collect_report(runtime)["totals"]["received"] == 64
+    assert collect_report(runtime)["totals"]["received"] == 68
 
 
 def test_report_is_json_serialisable_with_the_documented_keys(demo_run) -> None:
     _, _, report = demo_run
     decoded = json.loads(json.dumps(report))
-    assert set(decoded) >= {"events", "totals", "ledger"}
+    assert set(decoded) >= {"events", "totals", "ledger", "refunds"}
+    assert set(decoded["refunds"][0]) == {"name", "status", "states"}
     assert set(decoded["events"][0]) >= {"event_id", "source_event_id", "type", "outcome", "category", "erp_documents"}
     assert set(decoded["ledger"]) == {"balanced", "documents", "trial_balance"}

@@ -592,6 +592,7 @@ def test_outputs_are_published(synthesised):
         "AlarmTopicArn",
         "RawArchiveBucketName",
         "StripeWebhookSecretName",
+        "RefundSagaArn",
     } <= set(outputs)
     assert json.dumps(outputs["WebhookUrl"]["Value"]).endswith('"/webhooks/stripe"]]}')
 

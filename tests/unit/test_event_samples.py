@@ -32,6 +32,9 @@ BAD_TOTALS = {
 OLD_API_VERSION = {
     "stripe_charge_succeeded.json": "api_version 2024-06-20, not the endpoint's 2025-10-29.clover",
 }
+# Refund samples that break a rule on purpose, for the tests that check the rule is enforced downstream.
+UNLINKED_REFUNDS = {"stripe_refund_created_unlinked.json": "refunds a Payment Link sale, paid through no invoice"}
+OVER_REFUNDS = {"stripe_refund_created_over.json": "takes the refunds of its payment above what was paid"}
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -56,6 +59,8 @@ def _params(names: list[str], known: dict[str, str]) -> list[Any]:
 INVOICES = _of_kind("invoice")
 CREDIT_NOTES = _of_kind("credit_note")
 INVOICE_PAYMENTS = _of_kind("invoice_payment")
+REFUNDS = _of_kind("refund")
+CHARGES = _of_kind("charge")
 PRICES = _of_kind("price")
 PRODUCTS = _of_kind("product")
 
@@ -537,3 +542,144 @@ def test_invoice_payment_pays_a_sampled_invoice_within_its_amount_due(name):
     if payment["status"] == "paid":
         assert payment["status_transitions"]["paid_at"] > invoice["status_transitions"]["finalized_at"]
         assert SAMPLES[name]["created"] >= payment["status_transitions"]["paid_at"]
+
+
+# ----------------------------------------------------------------------------------------- refunds
+
+REFUND_STATUSES = {"pending", "requires_action", "succeeded", "failed", "canceled"}
+NOT_REFUNDED = {"failed", "canceled"}
+
+
+def _payments_by_intent() -> dict[str, dict[str, Any]]:
+    """Paid invoice payment samples by the payment intent they were paid with."""
+    return {
+        _obj(n)["payment"]["payment_intent"]: _obj(n)
+        for n in INVOICE_PAYMENTS
+        if _obj(n)["payment"]["type"] == "payment_intent" and _obj(n)["status"] == "paid"
+    }
+
+
+def _latest_refunds(names: list[str]) -> dict[str, dict[str, Any]]:
+    """Each refund's state in the latest of the given samples that carries it."""
+    latest: dict[str, tuple[int, dict[str, Any]]] = {}
+    for name in names:
+        refund = _obj(name)
+        if refund["id"] not in latest or latest[refund["id"]][0] <= SAMPLES[name]["created"]:
+            latest[refund["id"]] = (SAMPLES[name]["created"], refund)
+    return {refund_id: refund for refund_id, (_, refund) in latest.items()}
+
+
+@pytest.mark.parametrize("name", REFUNDS)
+def test_refund_amounts_are_integers_in_minor_units(name):
+    # GIVEN a refund sample
+    event, refund = SAMPLES[name], _obj(name)
+
+    # WHEN / THEN it is a refund event of a charge and payment intent, in integer minor units
+    assert event["type"] in {"refund.created", "refund.updated"}
+    assert refund["id"].startswith("re_")
+    assert _all_ints(refund, "amount", "created")
+    assert refund["amount"] > 0
+    assert refund["currency"] == refund["currency"].lower()
+    assert refund["status"] in REFUND_STATUSES
+    assert refund["charge"].startswith("ch_")
+    assert refund["payment_intent"].startswith("pi_")
+    assert event["created"] >= refund["created"]
+    assert (refund["status"] == "failed") == bool(refund.get("failure_reason"))
+
+
+@pytest.mark.parametrize("name", _params(REFUNDS, UNLINKED_REFUNDS))
+def test_refund_refunds_a_sampled_invoice_payment_in_its_currency(name):
+    # GIVEN a refund sample and the invoice payments by payment intent
+    refund = _obj(name)
+    payments = _payments_by_intent()
+    invoices = {_obj(n)["id"]: _obj(n) for n in INVOICES}
+
+    # WHEN its payment intent is looked up
+    assert refund["payment_intent"] in payments, refund["payment_intent"]
+    payment = payments[refund["payment_intent"]]
+
+    # THEN it refunds that payment, in its currency, after it was paid, to the invoice's customer
+    assert refund["currency"] == payment["currency"]
+    assert refund["created"] > payment["status_transitions"]["paid_at"]
+    assert refund["customer"] == invoices[payment["invoice"]]["customer"]
+
+
+def test_the_unlinked_refund_refunds_no_sampled_invoice_payment():
+    # GIVEN the unlinked refund sample
+    refund = _obj(next(iter(UNLINKED_REFUNDS)))
+
+    # WHEN / THEN no invoice payment sample was paid with its payment intent, nor names its charge
+    assert refund["payment_intent"] not in _payments_by_intent()
+    assert all(_obj(n)["payment"].get("charge") != refund["charge"] for n in INVOICE_PAYMENTS)
+
+
+def test_refunds_of_a_payment_never_exceed_what_it_paid_but_the_over_refund_does():
+    # GIVEN every refund's latest state, grouped by the payment intent refunded
+    payments = _payments_by_intent()
+    linked = [n for n in REFUNDS if n not in UNLINKED_REFUNDS]
+    within = [n for n in linked if n not in OVER_REFUNDS]
+
+    def refunded(names: list[str]) -> dict[str, int]:
+        totals: dict[str, int] = defaultdict(int)
+        for refund in _latest_refunds(names).values():
+            if refund["status"] not in NOT_REFUNDED:
+                totals[refund["payment_intent"]] += refund["amount"]
+        return totals
+
+    # WHEN / THEN the refunds stay within each payment, and the over-refund sample takes its payment above it
+    assert all(total <= payments[pi]["amount_paid"] for pi, total in refunded(within).items())
+    for name in OVER_REFUNDS:
+        pi = _obj(name)["payment_intent"]
+        assert refunded(linked)[pi] > payments[pi]["amount_paid"], name
+
+
+@pytest.mark.parametrize("name", [n for n in REFUNDS if SAMPLES[n]["type"] == "refund.updated"])
+def test_refund_update_follows_its_created_sample(name):
+    # GIVEN a refund.updated sample and the refund.created sample of the same refund
+    updated = _obj(name)
+    created = [n for n in REFUNDS if SAMPLES[n]["type"] == "refund.created" and _obj(n)["id"] == updated["id"]]
+    assert len(created) == 1, updated["id"]
+
+    # WHEN / THEN the refund is the same (amount, currency, charge, intent, creation) and the update comes later
+    original = _obj(created[0])
+    for field in ("amount", "currency", "charge", "payment_intent", "customer", "created"):
+        assert updated[field] == original[field], field
+    assert SAMPLES[name]["created"] > SAMPLES[created[0]]["created"]
+    assert set(SAMPLES[name]["data"]["previous_attributes"]) >= {"status"}
+
+
+@pytest.mark.parametrize("name", [n for n in CHARGES if SAMPLES[n]["type"] == "charge.refunded"])
+def test_charge_refunded_embeds_the_sampled_refunds_of_its_payment(name):
+    # GIVEN a charge.refunded sample and the refund.created samples by refund id
+    charge = _obj(name)
+    refunds = charge["refunds"]["data"]
+    created = {_obj(n)["id"]: _obj(n) for n in REFUNDS if SAMPLES[n]["type"] == "refund.created"}
+
+    # WHEN / THEN each embedded refund is a sampled one (so it posts once) of this charge
+    assert refunds and charge["refunds"]["has_more"] is False
+    for refund in refunds:
+        assert created.get(refund["id"]) == refund, refund["id"]
+        assert (refund["charge"], refund["payment_intent"]) == (charge["id"], charge["payment_intent"])
+    # AND the charge's refunded amount is theirs, and it pays a sampled invoice payment
+    assert charge["amount_refunded"] == sum(r["amount"] for r in refunds if r["status"] not in NOT_REFUNDED)
+    assert charge["refunded"] is (charge["amount_refunded"] == charge["amount"])
+    payment = _payments_by_intent()[charge["payment_intent"]]
+    assert (charge["amount"], charge["currency"]) == (payment["amount_paid"], payment["currency"])
+    assert "invoice" not in charge  # from basil on a charge names no invoice
+
+
+@pytest.mark.parametrize("name", CREDIT_NOTES)
+def test_credit_note_refunds_are_sampled_refunds_of_its_invoice_payments(name):
+    # GIVEN a credit note sample, the refund samples and the invoice payments by payment intent
+    note = _obj(name)
+    refunds = {_obj(n)["id"]: _obj(n) for n in REFUNDS}
+    payments = _payments_by_intent()
+
+    for row in note["refunds"]:
+        # WHEN / THEN the refund it names is sampled, for the amount it refunded, of a payment of its invoice
+        refund = refunds.get(row["refund"])
+        assert refund is not None, row["refund"]
+        assert refund["amount"] == row["amount_refunded"]
+        assert refund["currency"] == note["currency"]
+        assert payments[refund["payment_intent"]]["invoice"] == note["invoice"]
+        assert refund["amount"] <= payments[refund["payment_intent"]]["amount_paid"]

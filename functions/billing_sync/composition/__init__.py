@@ -14,7 +14,7 @@ def reset() -> None:
     from aws_lambda_powertools.utilities import parameters
 
     from billing_sync import settings
-    from billing_sync.composition import aws, failed_delivery, ingest, posting
+    from billing_sync.composition import aws, failed_delivery, ingest, posting, refund_saga
 
     for cached in (
         aws.aws_client,
@@ -22,6 +22,8 @@ def reset() -> None:
         ingest.partner_ingest,
         failed_delivery.failed_delivery_recorder,
         posting.posting_service,
+        posting.erp_client,
+        refund_saga.refund_saga,
         posting.posting_retries,
         posting.erp_circuit_breaker,
         settings.webhook_settings,

@@ -7,9 +7,11 @@ from functools import cache
 
 from billing_sync.aws.posting_queue import SqsPostingQueue
 from billing_sync.aws.redelivery import SqsMessageRedelivery
+from billing_sync.aws.workflows import StepFunctionsWorkflows
 from billing_sync.composition.aws import aws_client, exception_queue, utc_now
 from billing_sync.domain.mapping import AccountMapping
 from billing_sync.domain.posting import PostingService
+from billing_sync.domain.posting.rules import REFUND_SAGA_WORKFLOW
 from billing_sync.domain.retry import RetryPolicy, RetryScheduler
 from billing_sync.erp.circuit_breaker import CircuitBreaker, CircuitBreakerErpClient
 from billing_sync.erp.ledger import DynamoLedgerErpClient
@@ -23,7 +25,7 @@ def posting_service() -> PostingService:
     dynamodb = aws_client("dynamodb")
     sqs = aws_client("sqs")
     return PostingService(
-        erp=CircuitBreakerErpClient(DynamoLedgerErpClient(dynamodb, settings.ledger_table_name), erp_circuit_breaker()),
+        erp=erp_client(),
         lineage=DynamoLineageStore(dynamodb, settings.lineage_table_name),
         master_data=DynamoMasterDataStore(dynamodb, settings.master_data_table_name),
         exceptions=exception_queue(settings.exception_queue_url, settings.exception_table_name),
@@ -34,6 +36,28 @@ def posting_service() -> PostingService:
         requeue=SqsPostingQueue(sqs, settings.posting_queue_url),
         wait_horizon=timedelta(seconds=settings.wait_horizon_seconds),
         catalogue_required=settings.catalogue_required,
+        workflows=_workflows(),
+        saga_lease=timedelta(seconds=settings.saga_wait_seconds * (settings.saga_max_waits + 1) + 86400),
+    )
+
+
+def _workflows() -> StepFunctionsWorkflows | None:
+    settings = posting_settings()
+    if not settings.refund_saga_arn:
+        return None
+    return StepFunctionsWorkflows(
+        aws_client("stepfunctions"),
+        {REFUND_SAGA_WORKFLOW: settings.refund_saga_arn},
+        execution_input={"wait_seconds": settings.saga_wait_seconds, "max_waits": settings.saga_max_waits},
+    )
+
+
+@cache
+def erp_client() -> CircuitBreakerErpClient:
+    """The ledger behind this execution environment's circuit breaker (posting and the refund saga)."""
+    settings = posting_settings()
+    return CircuitBreakerErpClient(
+        DynamoLedgerErpClient(aws_client("dynamodb"), settings.ledger_table_name), erp_circuit_breaker()
     )
 
 

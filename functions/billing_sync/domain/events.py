@@ -243,6 +243,8 @@ class PaymentSettled(_Model):
     channel: PaymentChannel = PaymentChannel.PROCESSOR
     fee: MinorUnits | None = None
     settled_at: AwareDatetime
+    payment_intent_id: str | None = Field(default=None, description="Links a later refund to this payment.")
+    charge_id: str | None = None
 
 
 class PaymentFailed(_Model):
@@ -289,6 +291,7 @@ class CreditNoteIssued(_Model):
     refund_amount: MinorUnits = 0
     credit_balance_amount: MinorUnits = Field(default=0, description="Credited to the customer's balance.")
     out_of_band_amount: MinorUnits = 0
+    refund_ids: tuple[str, ...] = Field(default=(), description="The refunds that pay out its refund amount.")
     reason: str | None = None
 
     @property
@@ -297,13 +300,18 @@ class CreditNoteIssued(_Model):
 
 
 class RefundIssued(_Model):
+    """A refund as the source reports it; the refund saga books it (and a failed one reverses it)."""
+
     refund_id: NonEmptyStr
-    payment_id: NonEmptyStr
-    invoice_id: str | None = None
+    status: Literal["pending", "requires_action", "succeeded", "failed", "canceled"]
+    payment_intent_id: str | None = None
+    charge_id: str | None = None
     credit_note_id: str | None = None
+    invoice_id: str | None = None
     customer_id: str | None = None
     currency: CurrencyCode
     amount: MinorUnits
+    refunded_at: AwareDatetime
     reason: str | None = None
 
 

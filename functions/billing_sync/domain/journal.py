@@ -46,6 +46,8 @@ class DocumentKind(StrEnum):
     PAYMENT = "payment"
     CREDIT_MEMO = "credit_memo"
     REFUND = "refund"
+    REFUND_REVERSAL = "refund_reversal"
+    CREDIT_MEMO_VOID = "credit_memo_void"
     INVOICE_VOID = "invoice_void"
     WRITE_OFF = "write_off"
     JOURNAL = "journal"
@@ -90,6 +92,9 @@ class ErpDocument(_Model):
     journal: tuple[JournalLine, ...] = Field(min_length=2)
     source_event_id: str
     memo: str | None = None
+    reference: str | None = Field(
+        default=None, description="The source's handle on it (`payment_intent:pi_…`); a refund finds its payment by it."
+    )
 
     @model_validator(mode="after")
     def _balanced(self) -> ErpDocument:

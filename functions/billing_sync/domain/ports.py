@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from billing_sync.domain.errors import ExceptionCategory
 from billing_sync.domain.events import CustomerUpserted, FinanceEvent
-from billing_sync.domain.journal import ErpCustomer, ErpDocument, ErpRef
+from billing_sync.domain.journal import DocumentKind, ErpCustomer, ErpDocument, ErpRef
 from billing_sync.domain.lineage import EventRef, ExceptionRecord, LineageRecord
 
 
@@ -25,6 +25,10 @@ class ErpClient(Protocol):
         """Where the document lives and its figures (total, currency, the event it was posted from)."""
         ...
 
+    def find_by_reference(self, reference: str) -> ErpRef | None:
+        """The document carrying the source's `reference` (a payment by its payment intent), if posted."""
+        ...
+
     def get_document(self, external_id: str) -> ErpDocument | None:
         """The whole document as posted (lines and journal), for credits and reversals."""
         ...
@@ -33,8 +37,9 @@ class ErpClient(Protocol):
         """Creates the document unless one with its external id exists; then returns that one."""
         ...
 
-    def received(self, invoice_external_id: str) -> int:
-        """What the payments applied to the invoice add up to (each payment document counted once)."""
+    def applied_total(self, external_id: str, kind: DocumentKind) -> int:
+        """The totals of the documents of `kind` applied to `external_id` (an invoice's payments, a payment's
+        refunds), each document counted once."""
         ...
 
 
@@ -155,4 +160,11 @@ class RawArchive(Protocol):
 class EventPublisher(Protocol):
     def publish(self, event: FinanceEvent) -> None:
         """Makes the event durable on the bus; raises PublishError otherwise."""
+        ...
+
+
+class Workflows(Protocol):
+    def start(self, workflow: str, *, name: str, event: dict[str, Any]) -> bool:
+        """Starts the named workflow for a canonical event; False when an execution of that name exists
+        (a duplicate start is a no-op). Raises PublishError when it could not be started."""
         ...

@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import TypeVar
 
 from billing_sync.domain.errors import ErpTransientError
-from billing_sync.domain.journal import ErpCustomer, ErpDocument, ErpRef
+from billing_sync.domain.journal import DocumentKind, ErpCustomer, ErpDocument, ErpRef
 from billing_sync.domain.ports import ErpClient
 from billing_sync.domain.retry import ErpUnavailableError
 
@@ -150,5 +150,8 @@ class CircuitBreakerErpClient:
     def create_document(self, document: ErpDocument) -> ErpRef:
         return self._breaker.call(lambda: self._erp.create_document(document))
 
-    def received(self, invoice_external_id: str) -> int:
-        return self._breaker.call(lambda: self._erp.received(invoice_external_id))
+    def find_by_reference(self, reference: str) -> ErpRef | None:
+        return self._breaker.call(lambda: self._erp.find_by_reference(reference))
+
+    def applied_total(self, external_id: str, kind: DocumentKind) -> int:
+        return self._breaker.call(lambda: self._erp.applied_total(external_id, kind))

@@ -28,7 +28,7 @@ from billing_sync.domain.journal import (
     imbalances,
     trial_balance,
 )
-from billing_sync.erp import APPLIED_TO_INDEX
+from billing_sync.erp import APPLIED_TO_INDEX, BY_REFERENCE_INDEX
 
 _DOCUMENT = "DOC#"
 
@@ -74,22 +74,19 @@ class DynamoLedgerErpClient:
             raise _translate(exc, f"create {document.external_id}") from exc
         return _ref(document.external_id, item, created=True)
 
-    def received(self, invoice_external_id: str) -> int:
-        """Sums the payments applied to the invoice through the `AppliedTo` index (one query, no extra write)."""
+    def applied_total(self, external_id: str, kind: DocumentKind) -> int:
+        """Sums the documents of `kind` applied to `external_id` through the `AppliedTo` index (one query)."""
         try:
             pages = self._client.get_paginator("query").paginate(
                 TableName=self._table,
                 IndexName=APPLIED_TO_INDEX,
-                KeyConditionExpression="applied_to = :invoice",
-                FilterExpression="kind = :payment",
-                ExpressionAttributeValues={
-                    ":invoice": {"S": invoice_external_id},
-                    ":payment": {"S": DocumentKind.PAYMENT.value},
-                },
+                KeyConditionExpression="applied_to = :target",
+                FilterExpression="kind = :kind",
+                ExpressionAttributeValues={":target": {"S": external_id}, ":kind": {"S": kind.value}},
             )
             return sum(int(item["total"]["N"]) for page in pages for item in page["Items"])
         except (BotoCoreError, ClientError) as exc:
-            raise _translate(exc, f"sum the payments of {invoice_external_id}") from exc
+            raise _translate(exc, f"sum the {kind.value} documents applied to {external_id}") from exc
 
     def find_document(self, external_id: str) -> ErpRef | None:
         try:
@@ -101,6 +98,22 @@ class DynamoLedgerErpClient:
         except (BotoCoreError, ClientError) as exc:
             raise _translate(exc, f"look up {external_id}") from exc
         return None if item is None else _ref(external_id, item, created=False)
+
+    def find_by_reference(self, reference: str) -> ErpRef | None:
+        """Through the sparse `ByReference` index (eventually consistent: a refund's saga looks again)."""
+        try:
+            items = self._client.query(
+                TableName=self._table,
+                IndexName=BY_REFERENCE_INDEX,
+                KeyConditionExpression="#reference = :reference",
+                ExpressionAttributeNames={"#reference": "reference"},
+                ExpressionAttributeValues={":reference": {"S": reference}},
+            )["Items"]
+        except (BotoCoreError, ClientError) as exc:
+            raise _translate(exc, f"look up {reference}") from exc
+        if not items:
+            return None
+        return _ref(items[0]["pk"]["S"].removeprefix(_DOCUMENT), items[0], created=False)
 
     def get_document(self, external_id: str) -> ErpDocument | None:
         try:
@@ -179,6 +192,8 @@ def _document_item(document: ErpDocument, document_id: str) -> dict[str, Any]:
         item["memo"] = {"S": document.memo}
     if document.applies_to:
         item["applied_to"] = {"S": document.applies_to[0]}
+    if document.reference:
+        item["reference"] = {"S": document.reference}
     return item
 
 
@@ -213,6 +228,7 @@ def _document(external_id: str, item: dict[str, Any]) -> ErpDocument:
         journal=tuple(_journal_line(value["M"]) for value in item["journal"]["L"]),
         source_event_id=item["source_event_id"]["S"],
         memo=item.get("memo", {}).get("S"),
+        reference=item.get("reference", {}).get("S"),
     )
 
 

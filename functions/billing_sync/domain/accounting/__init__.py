@@ -8,21 +8,33 @@ recorded as IGNORED.
 from billing_sync.domain.accounting.credit_notes import credit_note_document
 from billing_sync.domain.accounting.customers import erp_customer
 from billing_sync.domain.accounting.external_ids import (
+    credit_memo_void_external_id,
     credit_note_external_id,
     customer_external_id,
     invoice_external_id,
     payment_external_id,
+    refund_credit_memo_external_id,
+    refund_external_id,
+    refund_reversal_external_id,
     void_external_id,
     write_off_external_id,
 )
 from billing_sync.domain.accounting.invoices import LineClass, check_invoice_totals, invoice_document
-from billing_sync.domain.accounting.payments import payment_document
+from billing_sync.domain.accounting.payments import payment_document, payment_reference
+from billing_sync.domain.accounting.refunds import (
+    credit_memo_void,
+    refund_credit_memo,
+    refund_document,
+    refund_reversal,
+)
 from billing_sync.domain.accounting.voids import void_document
 from billing_sync.domain.accounting.write_offs import write_off_document
 
 __all__ = [
     "LineClass",
     "check_invoice_totals",
+    "credit_memo_void",
+    "credit_memo_void_external_id",
     "credit_note_document",
     "credit_note_external_id",
     "customer_external_id",
@@ -31,6 +43,13 @@ __all__ = [
     "invoice_external_id",
     "payment_document",
     "payment_external_id",
+    "payment_reference",
+    "refund_credit_memo",
+    "refund_credit_memo_external_id",
+    "refund_document",
+    "refund_external_id",
+    "refund_reversal",
+    "refund_reversal_external_id",
     "void_document",
     "void_external_id",
     "write_off_document",

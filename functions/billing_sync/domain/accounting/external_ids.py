@@ -25,3 +25,20 @@ def void_external_id(source: str, invoice_id: str) -> str:
 
 def write_off_external_id(source: str, invoice_id: str) -> str:
     return f"{source}-write-off-{invoice_id}"
+
+
+def refund_external_id(source: str, refund_id: str) -> str:
+    return f"{source}-refund-{refund_id}"
+
+
+def refund_reversal_external_id(source: str, refund_id: str) -> str:
+    return f"{source}-refund-reversal-{refund_id}"
+
+
+def refund_credit_memo_external_id(source: str, refund_id: str) -> str:
+    """The credit memo the refund saga books for a refund no credit note carries."""
+    return f"{source}-refund-credit-memo-{refund_id}"
+
+
+def credit_memo_void_external_id(credit_memo_external_id: str) -> str:
+    return f"{credit_memo_external_id}-void"

@@ -67,4 +67,14 @@ def payment_document(event: PaymentSettledEvent, mapping: AccountMapping, *, inv
         journal=tuple(journal),
         source_event_id=event.event_id,
         memo=memo,
+        reference=payment_reference(payment.payment_intent_id, payment.charge_id),
     )
+
+
+def payment_reference(payment_intent_id: str | None, charge_id: str | None) -> str | None:
+    """How a refund finds the payment it refunds: its payment intent, else its charge."""
+    if payment_intent_id:
+        return f"payment_intent:{payment_intent_id}"
+    if charge_id:
+        return f"charge:{charge_id}"
+    return None

@@ -25,19 +25,24 @@ from billing_sync.domain.events import (
     PaymentSettledEvent,
     PriceUpsertedEvent,
     ProductUpsertedEvent,
+    RefundIssuedEvent,
     SubscriptionAmendedEvent,
     SubscriptionCancelledEvent,
     SubscriptionCreatedEvent,
     SubscriptionRenewedEvent,
 )
-from billing_sync.domain.journal import ErpCustomer, ErpDocument
+from billing_sync.domain.journal import DocumentKind, ErpCustomer, ErpDocument
 from billing_sync.domain.posting.resolver import Resolver, customer_key, payments_key, record_key
+
+REFUND_SAGA_WORKFLOW = "refund_saga"
+"""The workflow (Step Functions state machine) that books refund.issued."""
 
 
 class RuleKind(StrEnum):
     DOCUMENT = "document"  # claimed, then one or more ERP documents
     MASTER_DATA = "master_data"  # newest version wins; no journal
     RECORD = "record"  # kept in lineage only; no journal
+    SAGA = "saga"  # claimed, then booked step by step by a workflow that records the outcome
 
 
 @dataclass(frozen=True)
@@ -54,8 +59,10 @@ class Plan:
 
     documents: tuple[ErpDocument, ...] = ()
     master_data: MasterDataUpdate | None = None
+    links: tuple[MasterDataUpdate, ...] = ()  # recorded after the documents: what a later refund looks up
     provides: tuple[str, ...] = ()
     note: str | None = None
+    workflow: str | None = None  # a saga to start (by name) instead of posting documents here
 
 
 @dataclass(frozen=True)
@@ -91,7 +98,7 @@ def _invoice_paid(event: InvoicePaidEvent, world: Resolver) -> Plan:
     if paid.amount_paid == 0:
         raise NothingToPostError(f"invoice {paid.invoice_id} is paid with nothing to pay")
     invoice = world.require_invoice(event.source, paid.invoice_id)
-    received = world.erp.received(invoice.external_id)
+    received = world.erp.applied_total(invoice.external_id, DocumentKind.PAYMENT)
     if received < paid.amount_paid:
         raise DependencyPendingError(
             f"invoice {invoice.external_id} is paid {paid.amount_paid} at the source but payments of "
@@ -102,8 +109,22 @@ def _invoice_paid(event: InvoicePaidEvent, world: Resolver) -> Plan:
 
 
 def _credit_note(event: CreditNoteIssuedEvent, world: Resolver) -> Plan:
-    invoice = world.require_invoice_document(event.source, event.data.invoice_id)
-    return Plan(documents=(accounting.credit_note_document(event, world.mapping, invoice=invoice),))
+    note = event.data
+    invoice = world.require_invoice_document(event.source, note.invoice_id)
+    document = accounting.credit_note_document(event, world.mapping, invoice=invoice)
+    # A refund the saga booked before this credit note arrived got its own credit memo: void it, so the
+    # revenue is given back once whatever the order of arrival.
+    voids = tuple(
+        accounting.credit_memo_void(memo, source_event_id=event.event_id, on=document.posting_date)
+        for refund_id in note.refund_ids
+        if (memo := world.erp.get_document(accounting.refund_credit_memo_external_id(event.source, refund_id)))
+    )
+    links = tuple(
+        MasterDataUpdate("refund_credit_note", refund_id, {"credit_memo_external_id": document.external_id})
+        for refund_id in note.refund_ids
+    )
+    provides = tuple(record_key("refund_credit_note", event.source, refund_id) for refund_id in note.refund_ids)
+    return Plan(documents=(document, *voids), links=links, provides=provides)
 
 
 def _void(event: InvoiceVoidedEvent, world: Resolver) -> Plan:
@@ -114,6 +135,10 @@ def _void(event: InvoiceVoidedEvent, world: Resolver) -> Plan:
 def _write_off(event: InvoiceWrittenOffEvent, world: Resolver) -> Plan:
     invoice = world.require_invoice(event.source, event.data.invoice_id)
     return Plan(documents=(accounting.write_off_document(event, world.mapping, invoice=invoice),))
+
+
+def _refund(event: RefundIssuedEvent, world: Resolver) -> Plan:
+    return Plan(workflow=REFUND_SAGA_WORKFLOW)
 
 
 def _customer(event: CustomerUpsertedEvent, world: Resolver) -> Plan:
@@ -215,6 +240,15 @@ POSTING_RULES: dict[EventType, PostingRule] = {
             "its invoice",
             "Dr Bad debt; Cr Accounts receivable for the amount remaining",
             _write_off,
+        ),
+        PostingRule(
+            EventType.REFUND_ISSUED,
+            RuleKind.SAGA,
+            "the payment it refunds (in the saga's wait loop)",
+            "through the refund saga: a credit memo when no credit note carries the refund (Dr Contra revenue, "
+            "Cr Refunds payable); the refund (Dr Refunds payable, Cr Payment clearing); a refund failed after it "
+            "succeeded is reversed",
+            _refund,
         ),
         PostingRule(EventType.PAYMENT_FAILED, RuleKind.RECORD, "-", "no journal: recorded in lineage", _payment_failed),
         *(

@@ -44,6 +44,7 @@ from billing_sync.domain.ports import (
     Version,
     Waiter,
     WaitingRoom,
+    Workflows,
 )
 from billing_sync.domain.posting.resolver import Resolver, document_key
 from billing_sync.domain.posting.rules import POSTING_RULES, MasterDataUpdate, Plan, PostingRule, RuleKind
@@ -58,6 +59,7 @@ class PostingStatus(StrEnum):
     DUPLICATE = "DUPLICATE"  # already posted earlier; nothing sent to the ERP
     IGNORED = "IGNORED"  # nothing to book (a zero-value document)
     WAITING = "WAITING"  # held until what it depends on posts
+    STARTED = "STARTED"  # handed to a saga (a Step Functions execution) that books it and records the outcome
     EXCEPTION = "EXCEPTION"  # parked in the exception queue with a category
 
 
@@ -89,6 +91,8 @@ class PostingService:
         requeue: PostingQueue | None = None,
         wait_horizon: timedelta = DEFAULT_WAIT_HORIZON,
         catalogue_required: bool = False,
+        workflows: Workflows | None = None,
+        saga_lease: timedelta = DEFAULT_WAIT_HORIZON + timedelta(days=1),
     ) -> None:
         self._erp = erp
         self._lineage = lineage
@@ -98,6 +102,8 @@ class PostingService:
         self._waiting = waiting_room
         self._requeue = requeue
         self._horizon = wait_horizon
+        self._workflows = workflows
+        self._saga_lease = saga_lease
         self._outcomes = OutcomeRecorder(lineage=lineage, exceptions=exceptions, clock=clock)
         self._world = Resolver(erp=erp, master_data=master_data, mapping=mapping, catalogue_required=catalogue_required)
 
@@ -130,7 +136,8 @@ class PostingService:
                 )
 
         now = self._clock()
-        claim = self._lineage.claim(ref, now=now, lease_until=now + self._claim_lease)
+        lease = self._saga_lease if rule.kind is RuleKind.SAGA else self._claim_lease
+        claim = self._lineage.claim(ref, now=now, lease_until=now + lease)
         if claim.state is ClaimState.ALREADY_POSTED:
             return PostingResult(event.event_id, PostingStatus.DUPLICATE, claim.erp_document_ids)
         if claim.state is ClaimState.IN_FLIGHT:
@@ -144,7 +151,11 @@ class PostingService:
             if isinstance(plan, _Held):
                 category = ExceptionCategory.DEPENDENCY_PENDING
                 return PostingResult(event.event_id, PostingStatus.WAITING, category=category, waiting_for=plan.key)
+            if plan.workflow is not None:
+                started = self._start_workflow(event, plan.workflow, attempt=claim.attempts)
+                return PostingResult(event.event_id, PostingStatus.STARTED, waiting_for=started)
             document_ids = tuple(self._create(event, document) for document in plan.documents)
+            self._link(event, plan)
         except NothingToPostError as exc:
             self._outcomes.settled(
                 ref,
@@ -244,6 +255,25 @@ class PostingService:
                 self._waiting.drop(key, waiter.event_id)
 
     # ---- documents and master data ----
+
+    def _link(self, event: FinanceEvent, plan: Plan) -> None:
+        version = Version(as_of=event.occurred_at, source_event_id=event.source_event_id)
+        for link in plan.links:
+            self._master_data.upsert_record(
+                kind=link.kind, source=event.source, record_id=link.record_id, data=link.data, version=version
+            )
+
+    def _start_workflow(self, event: FinanceEvent, workflow: str, *, attempt: int) -> str:
+        """Starts the saga that books the event; its execution holds the claim until it records the outcome.
+
+        The execution name is the event id and the claim attempt: a duplicate start is a no-op, and a
+        redrive after an exception starts a new execution.
+        """
+        if self._workflows is None:
+            raise _UnsupportedForPostingError(f"{event.event_type} needs the {workflow} workflow, not configured here")
+        name = f"{event.event_id}-{attempt}"
+        self._workflows.start(workflow, name=name, event=event.model_dump(mode="json"))
+        return name
 
     def _create(self, event: FinanceEvent, document: ErpDocument) -> str:
         ref = self._erp.create_document(document)

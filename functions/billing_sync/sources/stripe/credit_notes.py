@@ -63,6 +63,14 @@ def credit_note_issued(envelope: Envelope) -> CreditNoteIssuedEvent:
             refund_amount=refunded,
             credit_balance_amount=post_payment - refunded - out_of_band,
             out_of_band_amount=out_of_band,
+            refund_ids=tuple(_refund_id(refund.refund) for refund in note.refunds if _refund_id(refund.refund)),
             reason=note.reason,
         ),
     )
+
+
+def _refund_id(refund: str | dict | None) -> str:
+    """A credit note names each refund by id, or embeds it when expanded."""
+    if isinstance(refund, dict):
+        return str(refund.get("id") or "")
+    return refund or ""

@@ -65,7 +65,15 @@ Mapper = Callable[[Envelope], FinanceEvent | None]
 
 
 def _mappers() -> dict[str, Mapper]:
-    from billing_sync.sources.stripe import catalogue, credit_notes, customers, invoices, payments, subscriptions
+    from billing_sync.sources.stripe import (
+        catalogue,
+        credit_notes,
+        customers,
+        invoices,
+        payments,
+        refunds,
+        subscriptions,
+    )
 
     return {
         "customer.created": customers.customer_upserted,
@@ -85,10 +93,14 @@ def _mappers() -> dict[str, Mapper]:
         "invoice_payment.paid": payments.invoice_payment_paid,
         "charge.succeeded": payments.charge_succeeded,
         "credit_note.created": credit_notes.credit_note_issued,
+        "refund.created": refunds.refund_changed,
+        "refund.updated": refunds.refund_changed,
+        "charge.refunded": refunds.charge_refunded,
     }
 
 
 HANDLED_EVENT_TYPES: tuple[str, ...] = (
+    "charge.refunded",
     "charge.succeeded",
     "credit_note.created",
     "customer.created",
@@ -106,6 +118,8 @@ HANDLED_EVENT_TYPES: tuple[str, ...] = (
     "price.updated",
     "product.created",
     "product.updated",
+    "refund.created",
+    "refund.updated",
 )
 """Stripe event types with a canonical meaning; every other type is acknowledged and recorded IGNORED."""
 

@@ -38,6 +38,8 @@ def invoice_payment_paid(envelope: Envelope) -> PaymentSettledEvent:
             amount_overpaid=max(0, payment.amount_paid - payment.amount_requested),
             channel=PaymentChannel.OUT_OF_BAND if out_of_band else PaymentChannel.PROCESSOR,
             settled_at=instant(paid_at),
+            payment_intent_id=payment.payment.payment_intent if payment.payment.type == "payment_intent" else None,
+            charge_id=payment.payment.charge if payment.payment.type == "charge" else None,
         ),
     )
 
@@ -79,13 +81,28 @@ def charge_succeeded(envelope: Envelope) -> PaymentSettledEvent | None:
     return PaymentSettledEvent(
         **envelope.fields(charge.metadata),
         data=_legacy_invoice_payment(
-            charge.invoice, charge.customer, charge.currency, charge.amount, charge.created, PaymentChannel.PROCESSOR
+            charge.invoice,
+            charge.customer,
+            charge.currency,
+            charge.amount,
+            charge.created,
+            PaymentChannel.PROCESSOR,
+            payment_intent_id=charge.payment_intent,
+            charge_id=charge.id,
         ),
     )
 
 
 def _legacy_invoice_payment(
-    invoice_id: str, customer_id: str, currency: str, amount: int, settled: int, channel: PaymentChannel
+    invoice_id: str,
+    customer_id: str,
+    currency: str,
+    amount: int,
+    settled: int,
+    channel: PaymentChannel,
+    *,
+    payment_intent_id: str | None = None,
+    charge_id: str | None = None,
 ) -> PaymentSettled:
     """Both legacy payment events of one invoice share its id as payment key: one ERP payment document."""
     return PaymentSettled(
@@ -96,4 +113,6 @@ def _legacy_invoice_payment(
         amount=amount,
         channel=channel,
         settled_at=instant(settled),
+        payment_intent_id=payment_intent_id,
+        charge_id=charge_id,
     )

@@ -159,6 +159,30 @@ class StripeInvoicePayment(_Wire):
     status_transitions: StripeInvoicePaymentTransitions | None = None
 
 
+class StripeRefund(_Wire):
+    """A Refund (`re_...`). It names no credit note; a credit note's `refunds[].refund` names it."""
+
+    id: str
+    object: str
+    amount: StrictInt
+    currency: str
+    status: str
+    charge: str | None = None
+    payment_intent: str | None = None
+    customer: str | None = None
+    reason: str | None = None
+    failure_reason: str | None = None
+    created: StrictInt
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+class StripeRefundList(_Wire):
+    """A charge's `refunds` list object, present only when the API version or an expansion includes it."""
+
+    data: list[StripeRefund]
+    has_more: StrictBool = False
+
+
 class StripeCharge(_Wire):
     id: str
     object: str
@@ -166,9 +190,11 @@ class StripeCharge(_Wire):
     currency: str
     customer: str | None = None
     invoice: str | None = None
+    payment_intent: str | None = None
     paid: StrictBool = False
     status: str
     created: StrictInt
+    refunds: StripeRefundList | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
 
 

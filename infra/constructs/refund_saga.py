@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from cdk_nag import NagPackSuppression, NagSuppressions
+from constructs import Construct
+
+from infra.constructs.state_tables import StateTables
+from infra.function_factory import FunctionFactory
+
+DEFINITION_FILE = Path(__file__).resolve().parents[1] / "statemachines" / "refund_saga.asl.json"
+# The placeholder every Task state of the definition names its Resource with.
+TASKS_ARN_SUBSTITUTION = "RefundSagaTasksArn"
+TASK_TIMEOUT = Duration.seconds(30)
+
+
+class RefundSaga(Construct):
+    """The refund saga: a STANDARD state machine (the given ASL definition) whose every Task invokes one function.
+
+    The task function runs on the posting function's settings (the same environment) and may read and write
+    only the ledger, lineage, master data and exception tables and send to the exception queue. The state
+    machine may invoke only that function. `started_by` functions are told the state machine ARN and the
+    saga's wait settings, and may start executions: that wiring is added to them here, after they exist,
+    so the task function never depends on the state machine (which depends on it).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        function_factory: FunctionFactory,
+        tables: StateTables,
+        exception_queue: sqs.IQueue,
+        environment: Mapping[str, str],
+        started_by: Sequence[lambda_.Function],
+        wait_seconds: int,
+        max_waits: int,
+        stage: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.task_function = function_factory.create(
+            self,
+            "RefundSagaTasksFunction",
+            handler_module="refund_saga",
+            timeout=TASK_TIMEOUT,
+            description="Runs one step of the refund saga (load, credit memo, refund, compensate, record)",
+            environment=dict(environment),
+        )
+        for table in (tables.ledger, tables.lineage, tables.master_data, tables.exceptions):
+            table.grant_read_write_data(self.task_function)
+        exception_queue.grant_send_messages(self.task_function)
+        assert self.task_function.role is not None
+        NagSuppressions.add_resource_suppressions(
+            self.task_function.role,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="grant_read_write_data adds each table's indexes (index/*) so the saga can query the "
+                    "ledger's ByReference (the payment a refund refunds) and AppliedTo, and the exception "
+                    "store's OpenByCategory; each wildcard covers the indexes of that one table only.",
+                    applies_to=[
+                        {"regex": "/^Resource::<StateTablesLedger.*\\.Arn>/index/\\*$/g"},
+                        {"regex": "/^Resource::<StateTablesExceptions.*\\.Arn>/index/\\*$/g"},
+                    ],
+                )
+            ],
+            apply_to_children=True,
+        )
+
+        # The vended-logs prefix keeps CloudWatch Logs' account resource policy from growing per log group.
+        self.log_group = logs.LogGroup(
+            self,
+            "RefundSagaLogGroup",
+            log_group_name=f"/aws/vendedlogs/states/billing-sync-{stage}-refund-saga",
+            retention=function_factory.log_retention,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.state_machine = sfn.StateMachine(
+            self,
+            "RefundSaga",
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            comment="Books a refund (credit memo, refund, lineage) or compensates and records the failed step",
+            definition_body=sfn.DefinitionBody.from_file(str(DEFINITION_FILE)),
+            definition_substitutions={TASKS_ARN_SUBSTITUTION: self.task_function.function_arn},
+            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
+            tracing_enabled=True,
+            # Destroyed with the stack: a running execution cannot outlive the task function that goes with it.
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.task_function.grant_invoke(self.state_machine)
+        NagSuppressions.add_resource_suppressions(
+            self.state_machine.role,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="grant_invoke also allows the task function's versions and aliases (<arn>:*), the "
+                    "one function the saga runs.",
+                    applies_to=[{"regex": "/^Resource::<RefundSagaRefundSagaTasksFunction.*\\.Arn>:\\*$/g"}],
+                ),
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="Log delivery (logs:CreateLogDelivery and the other *LogDelivery / resource-policy "
+                    "actions) and X-Ray (PutTraceSegments, GetSamplingRules...) support no resource-level "
+                    "permissions, so logging and tracing need Resource '*'.",
+                    applies_to=["Resource::*"],
+                ),
+            ],
+            apply_to_children=True,
+        )
+
+        for function in started_by:
+            function.add_environment("REFUND_SAGA_ARN", self.state_machine.state_machine_arn)
+            function.add_environment("SAGA_WAIT_SECONDS", str(wait_seconds))
+            function.add_environment("SAGA_MAX_WAITS", str(max_waits))
+            self.state_machine.grant_start_execution(function)

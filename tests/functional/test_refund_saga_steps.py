@@ -1,0 +1,240 @@
+"""The refund saga's steps on the posting path's own ports: documents, validation, reversal, compensation.
+
+The state machine that strings the steps together (waits, retries, catches) runs under moto's
+interpreter in tests/functional/test_refund_saga_local.py; here each step's promise is pinned exactly.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from billing_sync.domain.errors import ClaimInFlightError, ErpRejectedError, EventValidationError, ExceptionCategory
+from billing_sync.domain.events import RefundIssuedEvent
+from billing_sync.domain.journal import DocumentKind, ErpDocument
+from billing_sync.domain.lineage import LineageStatus
+from billing_sync.domain.posting import PostingStatus
+from billing_sync.domain.refunds import RefundSaga
+from tests.builders import load_event
+from tests.functional.posting_harness import PostingHarness, canonical, mapping
+
+PAYABLE = "2250 Refunds Payable"
+CLEARING = "1150 Payment Clearing"
+CONTRA = "4950 Contra Revenue"
+ACME_PAYMENT = "stripe-payment-inpay_1Z9ZRgNx4RkL2mQexR4OYiGf"
+
+
+@pytest.fixture
+def booked() -> PostingHarness:
+    # GIVEN the Acme invoice (41623 USD) and its payment are posted
+    harness = PostingHarness()
+    for sample in ("stripe_customer_created", "stripe_invoice_finalized", "stripe_invoice_payment_paid"):
+        harness.service.post(canonical(sample))
+    return harness
+
+
+def saga(harness: PostingHarness) -> RefundSaga:
+    return RefundSaga(
+        erp=harness.erp,
+        master_data=harness.master_data,
+        lineage=harness.lineage,
+        exceptions=harness.exceptions,
+        mapping=mapping(),
+        clock=harness.clock,
+    )
+
+
+def run_all(harness: PostingHarness, event: RefundIssuedEvent) -> dict[str, Any]:
+    """Posting hands the refund to the saga (claimed, execution started), then the happy path runs as the
+    state machine runs it, each step's result at its ResultPath."""
+    started = harness.service.post(event)
+    assert started.status in (PostingStatus.STARTED, PostingStatus.DUPLICATE)
+    execution: dict[str, Any] = {"event": event.model_dump(mode="json"), "name": started.waiting_for}
+    steps = saga(harness)
+    execution["deps"] = steps.run("load", execution)
+    assert execution["deps"]["ready"] is True
+    if execution["deps"]["credit_memo_needed"]:
+        execution["credit_memo_result"] = steps.run("credit_memo", execution)
+    execution["refund_result"] = steps.run("refund", execution)
+    execution["recorded"] = steps.run("record", execution)
+    return execution
+
+
+def entries(document: ErpDocument) -> Counter[tuple[str, int, int]]:
+    return Counter((line.account, line.debit, line.credit) for line in document.journal)
+
+
+def refund(sample: str) -> RefundIssuedEvent:
+    event = canonical(sample)
+    assert isinstance(event, RefundIssuedEvent)
+    return event
+
+
+def test_a_partial_refund_of_an_invoice_payment_books_a_credit_memo_and_the_refund(booked) -> None:
+    # WHEN the first partial refund (10000) of the Acme payment runs through the saga
+    event = refund("stripe_refund_created_partial_1")
+    run_all(booked, event)
+
+    # THEN a credit memo gives the revenue back and the refund pays it out, both against the payment
+    memo = booked.erp.documents[f"stripe-refund-credit-memo-{event.data.refund_id}"]
+    paid_out = booked.erp.documents[f"stripe-refund-{event.data.refund_id}"]
+    amount = event.data.amount
+    assert entries(memo) == Counter({(CONTRA, amount, 0): 1, (PAYABLE, 0, amount): 1})
+    assert entries(paid_out) == Counter({(PAYABLE, amount, 0): 1, (CLEARING, 0, amount): 1})
+    assert memo.applies_to == paid_out.applies_to == (ACME_PAYMENT,)
+    # AND lineage says POSTED with both documents
+    held = booked.lineage.get(event.event_id)
+    assert held.status is LineageStatus.POSTED
+    assert len(held.erp_document_ids) == 2
+
+
+def test_two_partial_refunds_post_once_each_and_a_third_above_the_amount_paid_is_refused(booked) -> None:
+    first, second, over = (
+        refund("stripe_refund_created_partial_1"),
+        refund("stripe_refund_created_partial_2"),
+        refund("stripe_refund_created_over"),
+    )
+    run_all(booked, first)
+    run_all(booked, second)
+    run_all(booked, second)  # a redelivered step sequence changes nothing
+    refunds = [d for d in booked.erp.documents.values() if d.kind is DocumentKind.REFUND]
+    assert sorted(d.total for d in refunds) == sorted([first.data.amount, second.data.amount])
+
+    # WHEN a refund would bring the refunds above the 41623 paid
+    assert first.data.amount + second.data.amount + over.data.amount > 41623
+    with pytest.raises(EventValidationError, match="more than its 41623 paid"):
+        saga(booked).run("load", {"event": over.model_dump(mode="json")})
+    # THEN nothing of it is posted
+    assert not any(over.data.refund_id in external_id for external_id in booked.erp.documents)
+
+
+def test_a_refund_carried_by_a_credit_note_books_only_the_refund() -> None:
+    # GIVEN the renewal, its payments and the credit note after payment that carries the 5000 refund
+    harness = PostingHarness()
+    for sample in (
+        "stripe_customer_created_lifecycle",
+        "stripe_invoice_finalized_renewal_credit_balance",
+        "stripe_invoice_payment_paid_partial_1",
+        "stripe_invoice_payment_paid_partial_2",
+        "stripe_credit_note_created_post_payment",
+    ):
+        harness.service.post(canonical(sample))
+    event = refund("stripe_refund_created_credit_note")
+
+    # WHEN its saga runs
+    execution = run_all(harness, event)
+
+    # THEN the credit note already gave the revenue back: only Dr 2250 / Cr 1150 is booked
+    assert execution["deps"]["credit_memo_needed"] is False
+    assert not any(
+        d.kind is DocumentKind.CREDIT_MEMO and "refund" in d.external_id for d in harness.erp.documents.values()
+    )
+    payable = sum(
+        line.debit - line.credit
+        for d in harness.erp.documents.values()
+        for line in d.journal
+        if line.account == PAYABLE
+    )
+    assert payable == 0  # credited 5000 by the credit note, debited 5000 by the refund
+
+
+def test_a_credit_note_arriving_after_the_saga_voids_the_saga_credit_memo() -> None:
+    # GIVEN the refund's saga ran before the credit note that carries it arrived
+    harness = PostingHarness()
+    for sample in (
+        "stripe_customer_created_lifecycle",
+        "stripe_invoice_finalized_renewal_credit_balance",
+        "stripe_invoice_payment_paid_partial_1",
+        "stripe_invoice_payment_paid_partial_2",
+    ):
+        harness.service.post(canonical(sample))
+    event = refund("stripe_refund_created_credit_note")
+    run_all(harness, event)
+
+    # WHEN the credit note posts
+    harness.service.post(canonical("stripe_credit_note_created_post_payment"))
+
+    # THEN the saga's credit memo is voided: revenue is given back once, whatever the order
+    memo_id = f"stripe-refund-credit-memo-{event.data.refund_id}"
+    assert harness.erp.documents[f"{memo_id}-void"].kind is DocumentKind.CREDIT_MEMO_VOID
+    contra = sum(
+        line.debit - line.credit for d in harness.erp.documents.values() for line in d.journal if line.account == CONTRA
+    )
+    assert contra == 0
+
+
+def test_a_refund_that_fails_after_it_succeeded_is_reversed(booked) -> None:
+    # GIVEN the second partial refund booked, then Stripe reporting it failed
+    succeeded = refund("stripe_refund_created_partial_2")
+    run_all(booked, succeeded)
+    failed = refund("stripe_refund_updated_failed")
+    assert (failed.data.refund_id, failed.data.status) == (succeeded.data.refund_id, "failed")
+
+    # WHEN the failed version runs
+    execution = run_all(booked, failed)
+
+    # THEN the refund is reversed (no second credit memo) and clearing is back where it was
+    assert execution["deps"]["credit_memo_needed"] is False
+    reversal = booked.erp.documents[f"stripe-refund-reversal-{failed.data.refund_id}"]
+    assert entries(reversal) == Counter({(CLEARING, failed.data.amount, 0): 1, (PAYABLE, 0, failed.data.amount): 1})
+
+
+def test_a_refund_whose_payment_is_not_posted_is_not_ready_and_names_it() -> None:
+    harness = PostingHarness()
+    event = refund("stripe_refund_created_full")
+    deps = saga(harness).run("load", {"event": event.model_dump(mode="json")})
+    assert deps == {"ready": False, "waiting_for": f"payment:payment_intent:{event.data.payment_intent_id}"}
+
+
+def test_a_permanent_failure_after_the_credit_memo_voids_it_and_records_the_failed_step(booked) -> None:
+    # GIVEN the credit memo created, then the ERP rejecting the refund
+    event = refund("stripe_refund_created_partial_1")
+    steps = saga(booked)
+    assert booked.service.post(event).status is PostingStatus.STARTED
+    execution: dict[str, Any] = {"event": event.model_dump(mode="json"), "name": "x-1"}
+    execution["deps"] = steps.run("load", execution)
+    execution["credit_memo_result"] = steps.run("credit_memo", execution)
+    booked.erp.fail_next.append(ErpRejectedError("account closed", status=400, erp_code="CLOSED"))
+    with pytest.raises(ErpRejectedError):
+        steps.run("refund", execution)
+
+    # WHEN the state machine catches it: compensate, then record the failure (each retried safely)
+    execution["failure"] = {"Error": "ErpRejectedError", "Cause": '{"errorMessage": "account closed"}'}
+    execution["failed_step"] = "CreateRefund"
+    steps.run("compensate", execution)
+    steps.run("compensate", execution)
+    steps.run("record_failure", execution)
+
+    # THEN the credit memo is voided once, the exception names its category and the failed step
+    voids = [d for d in booked.erp.documents.values() if d.kind is DocumentKind.CREDIT_MEMO_VOID]
+    assert len(voids) == 1
+    [parked] = booked.exceptions.records
+    assert parked.category is ExceptionCategory.ERP_REJECTED
+    assert parked.reason == "refund saga step CreateRefund failed: ErpRejectedError: account closed"
+    assert booked.lineage.get(event.event_id).status is LineageStatus.EXCEPTION
+    contra = sum(
+        line.debit - line.credit for d in booked.erp.documents.values() for line in d.journal if line.account == CONTRA
+    )
+    assert contra == 0
+
+
+def test_an_unknown_task_is_refused() -> None:
+    with pytest.raises(ValueError, match="no task"):
+        saga(PostingHarness()).run("dance", {"event": load_event("stripe_refund_created_full")})
+
+
+def test_the_same_refund_delivered_twice_starts_one_execution_named_after_the_event(booked) -> None:
+    # GIVEN a refund handed to its saga
+    event = refund("stripe_refund_created_full")
+    first = booked.service.post(event)
+
+    # WHEN the same event is delivered again while the saga runs
+    with pytest.raises(ClaimInFlightError):
+        booked.service.post(event)
+
+    # THEN there is one execution, named after the event id (and the claim attempt)
+    assert first.status is PostingStatus.STARTED
+    assert list(booked.workflows.executions) == [f"{event.event_id}-1"]
+    assert booked.lineage.get(event.event_id).status is LineageStatus.CLAIMED
