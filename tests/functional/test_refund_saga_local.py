@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from billing_sync import composition
 from billing_sync.aws.exception_store import DynamoExceptionStore
 from billing_sync.domain import accounting
 from billing_sync.domain.errors import ErpRejectedError
@@ -162,6 +163,13 @@ def saga_run() -> Iterator[SagaRun]:
             patch.setattr(RefundSaga, "refund", refused_refund)
             run.send("stripe_refund_created_partial_2")
             run.drain()
+        # AND a refund of a payment billing-sync never booked (a Payment Link charge), with a short horizon
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("SAGA_MAX_WAITS", "2")
+            composition.reset()
+            run.send("stripe_refund_created_unlinked")
+            run.drain()
+        composition.reset()
         runtime.stop_workers()
         yield run
 
@@ -272,3 +280,18 @@ def test_the_state_machine_runs_the_template_definition_on_the_local_clock(saga_
     posting = runtime.stack.function_for("post_to_erp")
     assert posting.environment["REFUND_SAGA_ARN"] == arn
     assert (os.environ["SAGA_WAIT_SECONDS"], os.environ["SAGA_MAX_WAITS"]) == ("1", "60")
+
+
+def test_a_refund_of_a_payment_never_booked_waits_out_its_horizon_and_is_parked_naming_it(saga_run: SagaRun) -> None:
+    execution, states = saga_run.execution("stripe_refund_created_unlinked")
+    # THEN it looked, waited twice, then gave up through the dependency path, not a task failure
+    assert execution["status"] == "FAILED"
+    assert states.count("WaitForDependencies") == 2
+    assert states[-5:] == ["HorizonPassed", "DependencyTimedOut", "TimedOutStep", "RecordFailure", "RefundNotBooked"]
+    # AND the exception store names the payment it waited for, and nothing was booked for it
+    event_id = saga_run.event_ids["stripe_refund_created_unlinked"]
+    stored, _ = saga_run.exception_store.get(event_id)
+    assert stored.category == "DEPENDENCY_PENDING"
+    assert stored.missing_key == "payment:payment_intent:pi_3JPW6QNx4RkL2mQe1gwnKjzR"
+    assert "WaitForDependencies" in stored.reason
+    assert saga_run.refund_documents("stripe_refund_created_unlinked") == []
