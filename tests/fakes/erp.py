@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from billing_sync.domain.journal import DocumentKind, ErpCustomer, ErpDocument, ErpRef
 from billing_sync.erp.ledger import ledger_document_id
@@ -44,6 +44,14 @@ class InMemoryErpClient:
         with self._lock:
             document = self.documents.get(external_id)
             return None if document is None else self._ref(document, created=False)
+
+    def applied_to(self, external_id: str) -> list[ErpDocument]:
+        with self._lock:
+            return [d for d in self.documents.values() if d.applies_to[:1] == (external_id,)]
+
+    def list_documents(self, kind: DocumentKind) -> Iterator[ErpDocument]:
+        with self._lock:
+            return iter([d for d in self.documents.values() if d.kind is kind])
 
     def find_by_reference(self, reference: str) -> ErpRef | None:
         with self._lock:

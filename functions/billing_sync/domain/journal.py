@@ -47,6 +47,7 @@ class DocumentKind(StrEnum):
     CREDIT_MEMO = "credit_memo"
     REFUND = "refund"
     REFUND_REVERSAL = "refund_reversal"
+    RECOGNITION = "recognition"
     CREDIT_MEMO_VOID = "credit_memo_void"
     INVOICE_VOID = "invoice_void"
     WRITE_OFF = "write_off"
@@ -70,6 +71,10 @@ class DocumentLine(_Model):
     revenue_class: str | None = None
     service_start: datetime | None = None
     service_end: datetime | None = None
+    obligation: SignedMinorUnits | None = Field(
+        default=None,
+        description="What the recognition job releases over the service period from the posting date on.",
+    )
 
 
 class ErpDocument(_Model):

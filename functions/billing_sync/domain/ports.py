@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -23,6 +24,14 @@ class ErpClient(Protocol):
 
     def find_document(self, external_id: str) -> ErpRef | None:
         """Where the document lives and its figures (total, currency, the event it was posted from)."""
+        ...
+
+    def applied_to(self, external_id: str) -> list[ErpDocument]:
+        """Every document applied to `external_id`, whole."""
+        ...
+
+    def list_documents(self, kind: DocumentKind) -> Iterator[ErpDocument]:
+        """Every posted document of `kind` (for scheduled jobs such as revenue recognition)."""
         ...
 
     def find_by_reference(self, reference: str) -> ErpRef | None:

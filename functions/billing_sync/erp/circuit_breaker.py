@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from typing import TypeVar
 
@@ -149,6 +149,12 @@ class CircuitBreakerErpClient:
 
     def create_document(self, document: ErpDocument) -> ErpRef:
         return self._breaker.call(lambda: self._erp.create_document(document))
+
+    def applied_to(self, external_id: str) -> list[ErpDocument]:
+        return self._breaker.call(lambda: self._erp.applied_to(external_id))
+
+    def list_documents(self, kind: DocumentKind) -> Iterator[ErpDocument]:
+        return self._breaker.call(lambda: iter(list(self._erp.list_documents(kind))))
 
     def find_by_reference(self, reference: str) -> ErpRef | None:
         return self._breaker.call(lambda: self._erp.find_by_reference(reference))

@@ -88,6 +88,34 @@ class DynamoLedgerErpClient:
         except (BotoCoreError, ClientError) as exc:
             raise _translate(exc, f"sum the {kind.value} documents applied to {external_id}") from exc
 
+    def applied_to(self, external_id: str) -> list[ErpDocument]:
+        """Every document applied to `external_id` (payments, credit memos, voids, releases of an invoice)."""
+        try:
+            pages = self._client.get_paginator("query").paginate(
+                TableName=self._table,
+                IndexName=APPLIED_TO_INDEX,
+                KeyConditionExpression="applied_to = :target",
+                ExpressionAttributeValues={":target": {"S": external_id}},
+            )
+            keys = [item["pk"]["S"].removeprefix(_DOCUMENT) for page in pages for item in page["Items"]]
+        except (BotoCoreError, ClientError) as exc:
+            raise _translate(exc, f"list the documents applied to {external_id}") from exc
+        return [document for key in keys if (document := self.get_document(key)) is not None]
+
+    def list_documents(self, kind: DocumentKind) -> Iterator[ErpDocument]:
+        """Every posted document of `kind` (a scan: for the scheduled jobs and reports, not the hot path)."""
+        try:
+            for page in self._client.get_paginator("scan").paginate(
+                TableName=self._table,
+                FilterExpression="begins_with(pk, :doc) AND kind = :kind",
+                ExpressionAttributeValues={":doc": {"S": _DOCUMENT}, ":kind": {"S": kind.value}},
+                ConsistentRead=True,
+            ):
+                for item in page["Items"]:
+                    yield _document(item["pk"]["S"].removeprefix(_DOCUMENT), item)
+        except (BotoCoreError, ClientError) as exc:
+            raise _translate(exc, f"list {kind.value} documents") from exc
+
     def find_document(self, external_id: str) -> ErpRef | None:
         try:
             item = self._get_item(

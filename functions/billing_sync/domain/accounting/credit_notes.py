@@ -13,12 +13,14 @@ Cr Undeposited funds         amount settled outside the processor
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
 from billing_sync.domain.accounting.books import Books
 from billing_sync.domain.accounting.external_ids import credit_note_external_id
 from billing_sync.domain.accounting.invoices import tax_by_rate
 from billing_sync.domain.errors import EventValidationError, NothingToPostError
-from billing_sync.domain.events import CreditNoteIssued, CreditNoteIssuedEvent
+from billing_sync.domain.events import CreditNoteIssued, CreditNoteIssuedEvent, CreditNoteLine
 from billing_sync.domain.journal import DocumentKind, DocumentLine, ErpDocument, JournalLine
 from billing_sync.domain.mapping import AccountMapping, AccountRole
 from billing_sync.domain.recognition import Obligation, utc_date
@@ -64,6 +66,7 @@ def credit_note_document(event: CreditNoteIssuedEvent, mapping: AccountMapping, 
     books = Books(mapping, invoice.legal_entity, note.currency)
     credit_day = utc_date(note.issued_at)
     invoice_lines = {line.source_line_id: line for line in invoice.lines if line.source_line_id}
+    deferred_shares: dict[str, int] = {}
 
     def journal() -> Iterator[JournalLine]:
         for line in note.lines:
@@ -81,6 +84,7 @@ def credit_note_document(event: CreditNoteIssuedEvent, mapping: AccountMapping, 
             obligation = Obligation.over(original_price, original.service_start, original.service_end)
             unearned = obligation.unearned_after(credit_day)
             deferred = max(0, min(line.price, unearned)) if line.price >= 0 else min(0, max(line.price, unearned))
+            deferred_shares[line.line_id] = deferred
             keys = {"revenue_class": original.revenue_class}
             yield from books.debit(books.account(AccountRole.DEFERRED_REVENUE, **keys), deferred, memo)
             yield from books.debit(books.account(AccountRole.REVENUE, **keys), line.price - deferred, memo)
@@ -92,6 +96,20 @@ def credit_note_document(event: CreditNoteIssuedEvent, mapping: AccountMapping, 
         yield from books.credit(books.account(AccountRole.CUSTOMER_CREDIT), note.credit_balance_amount, number)
         yield from books.credit(books.account(AccountRole.REFUND_LIABILITY), note.refund_amount, number)
         yield from books.credit(books.account(AccountRole.UNDEPOSITED_FUNDS), note.out_of_band_amount, number)
+
+    entries = tuple(journal())
+
+    def obligation(line: CreditNoteLine) -> dict[str, Any]:
+        """The deferred share credited is a negative obligation over the rest of the line's service period."""
+        original = invoice_lines.get(line.invoice_line_id) if line.invoice_line_id else None
+        if original is None or not deferred_shares.get(line.line_id):
+            return {}
+        return {
+            "service_start": datetime.combine(credit_day + timedelta(days=1), time(), tzinfo=UTC),
+            "service_end": original.service_end,
+            "revenue_class": original.revenue_class,
+            "obligation": -deferred_shares[line.line_id],
+        }
 
     return ErpDocument(
         external_id=credit_note_external_id(event.source, note.credit_note_id),
@@ -115,11 +133,12 @@ def credit_note_document(event: CreditNoteIssuedEvent, mapping: AccountMapping, 
                 discount=line.discount,
                 tax=sum(tax.amount for tax in line.taxes),
                 price=line.price,
+                **obligation(line),
             )
             for line in note.lines
         ),
         applies_to=(invoice.external_id,),
-        journal=tuple(journal()),
+        journal=entries,
         source_event_id=event.event_id,
         memo=note.reason,
     )

@@ -130,6 +130,7 @@ def invoice_document(
             revenue_class=line_class(line).revenue_class,
             service_start=line.period_start,
             service_end=line.period_end,
+            obligation=line.price,
         )
         for line in invoice.lines
     )
