@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import urllib.error
 import urllib.request
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from billing_sync.erp.ledger import DynamoLedgerErpClient
 from billing_sync.state.dynamo import DynamoLineageStore
+from billing_sync_ops.ops.revenue import load_mapping, recognise
 from billing_sync_ops.report import build_report, dead_lettered_event_ids, render_summary, saga_executions
 from billing_sync_ops.runtime import REPO_ROOT, LocalRuntime
 from billing_sync_ops.signing import sign_stripe_payload
 
 EVENTS_DIR = REPO_ROOT / "events"
+# The samples' invoices run April to November 2026: the demo recognises every month through November.
+RECOGNITION_THROUGH = date(2026, 11, 30)
 
 # Sent out of dependency order, as Stripe may deliver them: payments before their invoices, invoices
 # before their customers, products and prices, a credit note before the invoice it credits. Every one
@@ -141,9 +146,22 @@ def send_samples(runtime: LocalRuntime, names: tuple[str, ...] = DEMO_SEQUENCE) 
     return results
 
 
-def collect_report(runtime: LocalRuntime) -> dict[str, Any]:
+def _ledger(runtime: LocalRuntime) -> DynamoLedgerErpClient:
+    return DynamoLedgerErpClient(runtime._session.client("dynamodb"), runtime.stack.outputs["LedgerTableName"])
+
+
+def recognise_local(runtime: LocalRuntime, through: date = RECOGNITION_THROUGH) -> dict[str, Any]:
+    """Runs the revenue recognition job on the local ledger, in-process (the code `billing-sync recognize`
+    runs), under the mapping the local functions use; returns its summary."""
+    mapping_file = os.environ.get("MAPPING_FILE")
+    return recognise(_ledger(runtime), load_mapping(Path(mapping_file) if mapping_file else None), through)
+
+
+def collect_report(runtime: LocalRuntime, recognition: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`recognition` is `recognise_local(...)`'s summary when the recognition job ran (else None)."""
     outputs = runtime.stack.outputs
     dynamodb = runtime._session.client("dynamodb")
+    mapping_file = os.environ.get("MAPPING_FILE")
     return build_report(
         lineage=DynamoLineageStore(dynamodb, outputs["LineageTableName"]),
         ledger=DynamoLedgerErpClient(dynamodb, outputs["LedgerTableName"]),
@@ -151,6 +169,8 @@ def collect_report(runtime: LocalRuntime) -> dict[str, Any]:
         dead_lettered=dead_lettered_event_ids(runtime.sqs, outputs["ExceptionQueueUrl"]),
         refused=runtime.refused,
         refunds=saga_executions(runtime.stepfunctions, runtime.stack.state_machines.values()),
+        recognition=recognition,
+        mapping=load_mapping(Path(mapping_file) if mapping_file else None),
     )
 
 
@@ -170,7 +190,9 @@ def run_demo(report_path: Path | None, *, drain_timeout: float = 90) -> dict[str
         if not runtime.drain(timeout_seconds=drain_timeout):
             print(f"queues still busy after {drain_timeout} s; unfinished events are reported PENDING", file=sys.stderr)
         runtime.stop_workers()  # nothing changes while the report is read
-        report = collect_report(runtime)
+        print(f"recognising revenue through {RECOGNITION_THROUGH.isoformat()} ...", file=sys.stderr)
+        recognition = recognise_local(runtime)
+        report = collect_report(runtime, recognition)
     print(render_summary(report))
     write_report(report, report_path)
     return report

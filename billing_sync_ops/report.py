@@ -1,5 +1,6 @@
-"""The run report: every accepted event's outcome, totals, the ledger's trial balance, and the refund
-saga's executions with the states each entered."""
+"""The run report: every accepted event's outcome, totals, the ledger's trial balance, the refund
+saga's executions with the states each entered, the revenue recognition run and the deferred revenue
+roll-forward."""
 
 from __future__ import annotations
 
@@ -9,9 +10,16 @@ from collections.abc import Iterable
 from typing import Any
 
 from billing_sync.domain.lineage import LineageRecord, LineageStatus
+from billing_sync.domain.mapping import AccountMapping
 from billing_sync.domain.money import Money
 from billing_sync.erp.ledger import DynamoLedgerErpClient
 from billing_sync.state.dynamo import DynamoLineageStore
+from billing_sync_ops.ops.revenue import (
+    deferred_revenue_accounts,
+    deferred_roll_forward,
+    load_mapping,
+    render_roll_forward,
+)
 
 _OUTCOME = {
     LineageStatus.POSTED: "POSTED",
@@ -99,8 +107,12 @@ def build_report(
     dead_lettered: set[str],
     refused: list[dict[str, Any]],
     refunds: list[dict[str, Any]] | None = None,
+    recognition: dict[str, Any] | None = None,
+    mapping: AccountMapping | None = None,
 ) -> dict[str, Any]:
-    """`refunds` is `saga_executions(...)` for the refund saga (empty when not given)."""
+    """`refunds` is `saga_executions(...)` for the refund saga (empty when not given); `recognition` the
+    summary of a recognition run (`ops.revenue.recognise`), None when none ran; `mapping` names the
+    deferred revenue accounts of the roll-forward (default: the bundled mapping)."""
     records = {record.event_id: record for record in lineage.scan()}
     events = [_event_entry(record, dead_lettered) for record in records.values()]
     events += [
@@ -136,6 +148,20 @@ def build_report(
             "documents": documents,
             "trial_balance": [row.model_dump(mode="json") for row in rows],
         },
+        "recognition": _recognition_entry(recognition),
+        "deferred_revenue": deferred_roll_forward(ledger, deferred_revenue_accounts(mapping or load_mapping(None))),
+    }
+
+
+def _recognition_entry(summary: dict[str, Any] | None) -> dict[str, Any] | None:
+    if summary is None:
+        return None
+    return {
+        "through": summary["through"],
+        "releases": len(summary["created"]),
+        "already_posted": summary["already_posted"],
+        "by_currency": summary["by_currency"],
+        "by_month": summary["by_month"],
     }
 
 
@@ -194,6 +220,19 @@ def render_summary(report: dict[str, Any]) -> str:
         debit = Money(amount=row["debit"], currency=row["currency"]).to_decimal()
         credit = Money(amount=row["credit"], currency=row["currency"]).to_decimal()
         lines.append(f"{row['account']:<36} {row['currency']:<8} {debit:>16} {credit:>16}")
+    recognition = report.get("recognition")
+    if recognition:
+        released = ", ".join(
+            f"{Money(amount=amount, currency=currency).to_decimal()} {currency}"
+            for currency, amount in recognition["by_currency"].items()
+        )
+        lines += [
+            "",
+            f"revenue recognised through {recognition['through']}: {recognition['releases']} releases "
+            f"({recognition['already_posted']} already posted): {released or 'nothing'}",
+        ]
+    if report.get("deferred_revenue"):
+        lines += ["", "deferred revenue roll-forward:", *render_roll_forward(report["deferred_revenue"])]
     exceptions = [e for e in report["events"] if e["outcome"] in ("EXCEPTION", "PENDING", "WAITING")]
     if exceptions:
         lines += ["", "exceptions, pending and waiting events:"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from constructs import Node
@@ -16,6 +17,9 @@ DEFAULT_WAIT_HORIZON_HOURS = 72
 # The refund saga looks for the payment it refunds every 5 minutes for 864 looks: the same three days.
 DEFAULT_SAGA_WAIT_SECONDS = 300
 DEFAULT_SAGA_MAX_WAITS = 864
+# 02:30 UTC on the 1st: recognition counts days in UTC, so the previous month has ended.
+DEFAULT_RECOGNITION_SCHEDULE = "cron(30 2 1 * ? *)"
+_SCHEDULE_EXPRESSION = re.compile(r"^(cron|rate|at)\(.+\)$")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,13 +33,15 @@ class BillingSyncConfig:
     alarm_email: str | None = None
     saga_wait_seconds: int = DEFAULT_SAGA_WAIT_SECONDS
     saga_max_waits: int = DEFAULT_SAGA_MAX_WAITS
+    recognition_schedule: str = DEFAULT_RECOGNITION_SCHEDULE
 
     @classmethod
     def from_context(cls, node: Node) -> BillingSyncConfig:
         """Reads `stage`, `defaultLegalEntity`, `stripePartnerEventBusName`, `powertoolsLayerVersion`,
         `waitHorizonHours`, `catalogueRequired` ("false" posts invoices without product and price events),
         `alarmEmail` (an address subscribed to the alarm topic), `sagaWaitSeconds` and `sagaMaxWaits` (the refund
-        saga's wait between looks for the payment it refunds, and how many looks before it gives up)."""
+        saga's wait between looks for the payment it refunds, and how many looks before it gives up) and
+        `recognitionSchedule` (the EventBridge Scheduler expression, in UTC, of the revenue recognition job)."""
         partner_bus = node.try_get_context("stripePartnerEventBusName")
         alarm_email = str(node.try_get_context("alarmEmail") or "").strip()
         catalogue = node.try_get_context("catalogueRequired")
@@ -51,6 +57,7 @@ class BillingSyncConfig:
             alarm_email=alarm_email or None,
             saga_wait_seconds=_int_context(node, "sagaWaitSeconds", DEFAULT_SAGA_WAIT_SECONDS, minimum=1),
             saga_max_waits=_int_context(node, "sagaMaxWaits", DEFAULT_SAGA_MAX_WAITS, minimum=0),
+            recognition_schedule=_schedule_context(node, "recognitionSchedule", DEFAULT_RECOGNITION_SCHEDULE),
         )
 
 
@@ -61,3 +68,10 @@ def _int_context(node: Node, key: str, default: int, *, minimum: int) -> int:
     if value < minimum:
         raise ValueError(f"context {key} must be at least {minimum}, got {value}")
     return value
+
+
+def _schedule_context(node: Node, key: str, default: str) -> str:
+    raw = str(node.try_get_context(key) or "").strip() or default
+    if not _SCHEDULE_EXPRESSION.match(raw):
+        raise ValueError(f"context {key} must be a Scheduler expression such as {default!r}, got {raw!r}")
+    return raw

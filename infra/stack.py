@@ -15,6 +15,7 @@ from infra.constructs.partner_events import StripePartnerEvents
 from infra.constructs.posting_pipeline import PostingPipeline
 from infra.constructs.raw_archive import RawArchive
 from infra.constructs.refund_saga import RefundSaga
+from infra.constructs.revenue_recognition import RevenueRecognition
 from infra.constructs.state_tables import StateTables
 from infra.function_factory import FunctionFactory
 
@@ -50,6 +51,15 @@ class BillingSyncStack(Stack):
             max_waits=config.saga_max_waits,
             stage=config.stage,
         )
+        recognition = RevenueRecognition(
+            self,
+            "RevenueRecognition",
+            function_factory=function_factory,
+            tables=tables,
+            exception_queue=posting.exception_queue,
+            environment=posting.environment,
+            schedule_expression=config.recognition_schedule,
+        )
         ingest_path = IngestPath(
             billing_bus=billing_bus,
             raw_archive=raw_archive.bucket,
@@ -66,6 +76,7 @@ class BillingSyncStack(Stack):
             "PostToErp": posting.function,
             "SweepWaitingRoom": posting.sweep_function,
             "RefundSagaTasks": refund_saga.task_function,
+            "RecognizeRevenue": recognition.function,
         }
         rules = {
             "CanonicalEventsToPosting": WatchedRule(rule=posting.rule, event_bus_name=billing_bus.event_bus_name),
@@ -111,6 +122,7 @@ class BillingSyncStack(Stack):
             "RawArchiveBucketName": raw_archive.bucket.bucket_name,
             "StripeWebhookSecretName": ingest.webhook_secret_name,
             "RefundSagaArn": refund_saga.state_machine.state_machine_arn,
+            "RecognizeRevenueFunctionName": recognition.function.function_name,
         }
         for output_id, value in outputs.items():
             CfnOutput(self, output_id, value=value)

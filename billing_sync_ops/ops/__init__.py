@@ -1,4 +1,4 @@
-"""Operator commands: `dlq list|show|redrive|purge`, `replay`, `mapping check`.
+"""Operator commands: `dlq list|show|redrive|purge`, `replay`, `mapping check`, `recognize`, `revenue show`.
 
 Wire into the `billing-sync` parser with `add_commands(subparsers)` and dispatch with `run(args)` when
 `args.ops_command` is set. Every command prints one JSON object with `--json`, human text otherwise;
@@ -57,6 +57,12 @@ def _instant(text: str) -> Any:
         raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time, e.g. 2026-01-31T12:00:00Z") from None
 
 
+def _through(text: str) -> Any:
+    from billing_sync_ops.ops.revenue import parse_through
+
+    return parse_through(text)
+
+
 def _common(parser: argparse.ArgumentParser, *, target: bool = True) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     if target:
@@ -73,7 +79,7 @@ def _filters(parser: argparse.ArgumentParser) -> None:
 
 
 def add_commands(subparsers: Any) -> None:
-    """Registers `dlq`, `replay` and `mapping` on the `billing-sync` sub-parsers."""
+    """Registers `dlq`, `replay`, `mapping`, `recognize` and `revenue` on the `billing-sync` sub-parsers."""
     dlq = subparsers.add_parser("dlq", help="the exception queue: list, show, redrive, purge")
     dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True)
 
@@ -120,6 +126,21 @@ def add_commands(subparsers: Any) -> None:
     check.add_argument("file", type=Path)
     _common(check, target=False)
     check.set_defaults(ops_command="mapping check")
+
+    recognize = subparsers.add_parser("recognize", help="release deferred revenue for every month ended by --through")
+    recognize.add_argument(
+        "--through", type=_through, required=True, metavar="YYYY-MM-DD", help="post every month ended by this day"
+    )
+    recognize.add_argument("--mapping", type=Path, metavar="FILE", help="account mapping (default: the bundled one)")
+    _common(recognize)
+    recognize.set_defaults(ops_command="recognize")
+
+    revenue = subparsers.add_parser("revenue", help="revenue recognition schedules")
+    revenue_commands = revenue.add_subparsers(dest="revenue_command", required=True)
+    revenue_show = revenue_commands.add_parser("show", help="an invoice's recognition schedule and releases so far")
+    revenue_show.add_argument("invoice", help="Stripe invoice id (in_...) or external id (stripe-invoice-in_...)")
+    _common(revenue_show)
+    revenue_show.set_defaults(ops_command="revenue show")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -182,5 +203,13 @@ def _run_on_target(command: str | None, args: argparse.Namespace, target: Any) -
             default_legal_entity=args.default_legal_entity,
             as_json=args.json,
         )
+    if command == "recognize":
+        from billing_sync_ops.ops.revenue import run_recognize
+
+        return run_recognize(target, args.through, mapping_file=args.mapping, as_json=args.json)
+    if command == "revenue show":
+        from billing_sync_ops.ops.revenue import revenue_show
+
+        return revenue_show(target, args.invoice, as_json=args.json)
     log(f"unknown operator command {command!r}")
     return EXIT_USAGE

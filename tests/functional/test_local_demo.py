@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from billing_sync_ops.demo import collect_report, post_webhook, send_samples
+from billing_sync_ops.demo import RECOGNITION_THROUGH, collect_report, post_webhook, recognise_local, send_samples
+from billing_sync_ops.report import render_summary
 from billing_sync_ops.runtime import LocalRuntime
 from billing_sync_ops.signing import sign_stripe_payload
 from tests.builders import event_payload, load_event
@@ -20,10 +21,11 @@ pytestmark = pytest.mark.infra  # synthesises the stack the local runtime is bui
 def demo_run(tmp_path_factory: pytest.TempPathFactory):
     # GIVEN the local runtime built from the synthesised stack, serving on loopback
     with LocalRuntime(work_dir=Path("build/local")) as runtime:
-        # WHEN the sample events are sent as signed webhooks and the queues drain
+        # WHEN the sample events are sent as signed webhooks, the queues drain and revenue is recognised
+        # through November 2026 (as `billing-sync local demo` does)
         responses = send_samples(runtime)
         assert runtime.drain(timeout_seconds=90), "posting queue did not drain"
-        yield runtime, responses, collect_report(runtime)
+        yield runtime, responses, collect_report(runtime, recognise_local(runtime))
 
 
 def by_source_event(report: dict) -> dict[str, list[dict]]:
@@ -71,11 +73,11 @@ def balance(report: dict, account_prefix: str, currency: str) -> int:
 def test_ledger_balances_and_holds_each_document_once(demo_run) -> None:
     _, _, report = demo_run
     ledger = report["ledger"]
-    # THEN 12 invoices, 10 payments, 2 credit notes, 1 void, 1 write-off, 2 refund credit memos and 3
-    # refunds, each once: the redelivered invoice, the invoice.paid checks and the charge.refunded that
-    # reports the full refund again added nothing
+    # THEN 12 invoices, 10 payments, 2 credit notes, 1 void, 1 write-off, 2 refund credit memos, 3
+    # refunds and 9 monthly releases of deferred revenue, each once: the redelivered invoice, the
+    # invoice.paid checks and the charge.refunded that reports the full refund again added nothing
     assert ledger["balanced"] is True
-    once = 12 + 10 + 2 + 1 + 1 + 2 + 3
+    once = 12 + 10 + 2 + 1 + 1 + 2 + 3 + 9
     # The credit note carrying a refund and that refund's saga are independent: when the saga looks first
     # it books its own credit memo, which the credit note then voids (two more documents, same balances).
     assert ledger["documents"] in (once, once + 2)
@@ -107,6 +109,46 @@ def test_the_books_end_where_stripe_leaves_the_customers(demo_run) -> None:
     entries = by_source_event(report)
     jpy_us = load_event("stripe_invoice_finalized_jpy_us")["id"]
     assert entries[jpy_us][0]["outcome"] == "POSTED"
+
+
+def test_recognition_releases_every_deferred_month_through_november(demo_run) -> None:
+    runtime, _, report = demo_run
+    recognition = report["recognition"]
+    # THEN nine releases (one per source document and month) moved deferred revenue to revenue
+    assert recognition["through"] == RECOGNITION_THROUGH.isoformat() == "2026-11-30"
+    assert (recognition["releases"], recognition["already_posted"]) == (9, 0)
+    assert recognition["by_currency"] == {"JPY": 24946, "USD": 103267}
+    # AND the May renewal released the rest of May: 29700 - 29700 // 31
+    assert recognition["by_month"]["2026-05"]["USD"] == 28742 - 5749  # less the credit note's May share
+    # AND every service period has ended by November 30: nothing is left deferred
+    for currency in ("USD", "JPY", "KWD", "EUR"):
+        assert balance(report, "2400", currency) == 0
+    # AND a second run posts nothing twice
+    again = recognise_local(runtime)
+    assert (again["created"], again["already_posted"]) == ([], 9)
+
+
+def test_the_deferred_revenue_roll_forward_adds_up_to_the_trial_balance(demo_run) -> None:
+    _, _, report = demo_run
+    rows = report["deferred_revenue"]
+    assert {(row["legal_entity"], row["currency"]) for row in rows} == {("US01", "USD"), ("JP01", "JPY")}
+    for row in rows:
+        # THEN opening + billed - recognised - credited = closing, for each entity and currency
+        assert row["opening"] == 0
+        assert row["opening"] + row["billed"] - row["recognised"] - row["credited"] == row["closing"], row
+        assert sum(row["credited_by_kind"].values()) == row["credited"]
+    # AND the closing balances are deferred revenue's balance in the trial balance (credit-positive)
+    for currency in ("USD", "JPY", "KWD", "EUR"):
+        closing = sum(row["closing"] for row in rows if row["currency"] == currency)
+        assert closing == -balance(report, "2400", currency)
+    [usd] = [row for row in rows if row["currency"] == "USD"]
+    assert (usd["billed"], usd["recognised"], usd["credited"]) == (112316, 103267, 9049)
+    assert usd["recognised"] == report["recognition"]["by_currency"]["USD"]
+    # AND the summary shows the recognition run and the roll-forward
+    summary = render_summary(report)
+    assert "revenue recognised through 2026-11-30: 9 releases" in summary
+    assert "deferred revenue roll-forward:" in summary
+    assert any(line.split()[:2] == ["US01", "USD"] and line.split()[-1] == "0.00" for line in summary.splitlines())
 
 
 def test_the_subscription_lifecycle_posted_although_sent_out_of_order(demo_run) -> None:
@@ -212,7 +254,18 @@ def test_refused_webhooks_store_nothing(demo_run) -> None:
 def test_report_is_json_serialisable_with_the_documented_keys(demo_run) -> None:
     _, _, report = demo_run
     decoded = json.loads(json.dumps(report))
-    assert set(decoded) >= {"events", "totals", "ledger", "refunds"}
+    assert set(decoded) >= {"events", "totals", "ledger", "refunds", "recognition", "deferred_revenue"}
+    assert set(decoded["recognition"]) == {"through", "releases", "already_posted", "by_currency", "by_month"}
+    assert set(decoded["deferred_revenue"][0]) == {
+        "legal_entity",
+        "currency",
+        "opening",
+        "billed",
+        "recognised",
+        "credited",
+        "credited_by_kind",
+        "closing",
+    }
     assert set(decoded["refunds"][0]) == {"name", "status", "states"}
     assert set(decoded["events"][0]) >= {"event_id", "source_event_id", "type", "outcome", "category", "erp_documents"}
     assert set(decoded["ledger"]) == {"balanced", "documents", "trial_balance"}

@@ -108,3 +108,29 @@ def test_a_voided_invoice_stops_recognising_and_its_releases_are_reversed() -> N
     assert [(r.month, r.amount) for r in releases if r.created] == [("void", -(29700 - 958))]
     assert balance(harness, SUBSCRIPTION_REVENUE) == 0
     assert balance(harness, DEFERRED) == 0
+
+
+def test_an_invoice_voided_before_its_first_run_releases_nothing_net() -> None:
+    # GIVEN the renewal voided on June 3 before the job ever ran
+    harness = posted("stripe_customer_created_lifecycle", "stripe_invoice_finalized_renewal_credit_balance")
+    invoice = harness.erp.documents[RENEWAL]
+    harness.erp.create_document(
+        invoice.model_copy(
+            update={
+                "external_id": f"stripe-invoice-void-{invoice.external_id}",
+                "kind": DocumentKind.INVOICE_VOID,
+                "applies_to": (invoice.external_id,),
+                "posting_date": date(2026, 6, 3),
+                "journal": tuple(
+                    line.model_copy(update={"debit": line.credit, "credit": line.debit}) for line in invoice.journal
+                ),
+            }
+        )
+    )
+
+    # WHEN the first run covers the void
+    job(harness).run(date(2026, 6, 30))
+
+    # THEN what May released is reversed in the same run: nothing of the voided invoice is revenue
+    assert balance(harness, SUBSCRIPTION_REVENUE) == 0
+    assert balance(harness, DEFERRED) == 0

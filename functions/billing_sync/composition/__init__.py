@@ -14,7 +14,7 @@ def reset() -> None:
     from aws_lambda_powertools.utilities import parameters
 
     from billing_sync import settings
-    from billing_sync.composition import aws, failed_delivery, ingest, posting, refund_saga
+    from billing_sync.composition import aws, failed_delivery, ingest, posting, recognition, refund_saga
 
     for cached in (
         aws.aws_client,
@@ -24,6 +24,7 @@ def reset() -> None:
         posting.posting_service,
         posting.erp_client,
         refund_saga.refund_saga,
+        recognition.recognition_service,
         posting.posting_retries,
         posting.erp_circuit_breaker,
         settings.webhook_settings,

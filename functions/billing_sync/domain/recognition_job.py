@@ -81,7 +81,8 @@ class RecognitionService:
             releases += self._release(source, invoice, through=min(through, stop) if stop else through)
         voided = next((d for d in applied if d.kind is DocumentKind.INVOICE_VOID), None)
         if voided is not None:
-            releases += self._reverse_releases(invoice, applied, voided)
+            # Read again: the releases this run just posted up to the void are reversed too.
+            releases += self._reverse_releases(invoice, self._erp.applied_to(invoice.external_id), voided)
         return releases
 
     def schedule(self, invoice_external_id: str) -> list[dict[str, object]]:
