@@ -42,8 +42,8 @@ def since(moment: datetime, now: datetime) -> float:
 
 
 @contextmanager
-def progress(description: str, total: int | None) -> Iterator[Callable[[], None]]:
-    """A rich progress bar on stderr; yields `advance()`."""
+def progress(description: str, total: int | None) -> Iterator[Callable[..., None]]:
+    """A rich progress bar on stderr; yields `advance()` (one step), also callable as `advance(done, total)`."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -58,4 +58,11 @@ def progress(description: str, total: int | None) -> Iterator[Callable[[], None]
         disable=not console.is_terminal,
     ) as bar:
         task = bar.add_task(description, total=total)
-        yield lambda: bar.advance(task)
+
+        def advance(done: int | None = None, of: int | None = None) -> None:
+            if done is None:
+                bar.advance(task)
+            else:
+                bar.update(task, completed=done, total=of)
+
+        yield advance

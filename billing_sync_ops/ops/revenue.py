@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import argparse
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -27,7 +26,7 @@ from billing_sync.domain.money import Money
 from billing_sync.domain.recognition_job import RecognitionService, Release
 from billing_sync.erp.ledger import DynamoLedgerErpClient
 from billing_sync.settings import DEFAULT_MAPPING_FILE
-from billing_sync_ops.ops.output import EXIT_ITEMS_FAILED, EXIT_OK, EXIT_USAGE, emit, log
+from billing_sync_ops.ops.output import EXIT_ITEMS_FAILED, EXIT_OK, EXIT_USAGE, emit, log, progress
 from billing_sync_ops.ops.target import Target
 
 INVOICE_PREFIX = "stripe-invoice-"
@@ -124,26 +123,6 @@ def summarise(releases: Iterable[Release], through: date, currencies: dict[str, 
     }
 
 
-@contextmanager
-def _progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar on stderr fed by RecognitionService's `progress(done, total)` callback."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    console = Console(stderr=True)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=not console.is_terminal,
-        disable=not console.is_terminal,
-    ) as bar:
-        task = bar.add_task(description, total=None)
-        yield lambda done, total: bar.update(task, completed=done, total=total)
-
-
 def run_recognize(target: Target, through: date, *, mapping_file: Path | None, as_json: bool) -> int:
     try:
         mapping = load_mapping(mapping_file)
@@ -152,7 +131,7 @@ def run_recognize(target: Target, through: date, *, mapping_file: Path | None, a
         return EXIT_USAGE
     ledger = ledger_of(target)
     try:
-        with _progress_bar(f"recognising revenue through {through.isoformat()}") as advance:
+        with progress(f"recognising revenue through {through.isoformat()}", None) as advance:
             summary = recognise(ledger, mapping, through, progress=advance)
     except Exception as exc:  # an ERP or mapping error stops the run; what was posted stays posted
         log(f"recognition stopped: {type(exc).__name__}: {exc}; run it again once fixed (nothing posts twice)")

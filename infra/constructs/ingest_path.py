@@ -34,13 +34,10 @@ class IngestPath:
         }
 
     def grant(self, function: lambda_.Function) -> None:
-        """Least privilege: put raw payloads, put events, write lineage items, send and index exceptions."""
+        """Least privilege: put raw payloads, put events, and what parking an exception needs."""
         self.raw_archive.grant_put(function)
         self.billing_bus.grant_put_events_to(function)
-        self.lineage_table.grant(function, "dynamodb:PutItem", "dynamodb:UpdateItem")
-        self.exception_queue.grant_send_messages(function)
-        # Parking writes one item per exception (PutItem refreshes it); ingest never reads, closes or lists.
-        self.exception_table.grant(function, "dynamodb:PutItem")
+        self.grant_parking(function)
         assert function.role is not None
         NagSuppressions.add_resource_suppressions(
             function.role,
@@ -55,19 +52,15 @@ class IngestPath:
                         {"regex": "/^Resource::<RawArchiveBucket.*\\.Arn>/\\*$/g"},
                     ],
                 ),
-                NagPackSuppression(
-                    id="AwsSolutions-IAM5",
-                    reason="Table.grant adds the exception table's indexes (index/*) to the PutItem statement "
-                    "because the table has the OpenByCategory index; PutItem has no effect on an index ARN and "
-                    "the wildcard covers indexes of that one table only.",
-                    applies_to=[{"regex": "/^Resource::<StateTablesExceptions.*\\.Arn>/index/\\*$/g"}],
-                ),
             ],
             apply_to_children=True,
         )
 
     def grant_parking(self, function: lambda_.Function) -> None:
-        """Only what parking an exception needs: write lineage, send to the exception queue, index it."""
+        """Only what parking an exception needs: write lineage, send to the exception queue, index it.
+
+        Parking writes one item per exception (PutItem refreshes it); ingest never reads, closes or lists.
+        """
         self.lineage_table.grant(function, "dynamodb:PutItem", "dynamodb:UpdateItem")
         self.exception_queue.grant_send_messages(function)
         self.exception_table.grant(function, "dynamodb:PutItem")

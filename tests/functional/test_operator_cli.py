@@ -92,37 +92,6 @@ class Stack:
         return sorted(record.event_id for record in self.store.open())
 
 
-def _ensure_exception_table(runtime: LocalRuntime) -> dict[str, str]:
-    """Until the synthesised stack declares the exception store, create it as the stack will."""
-    if runtime.stack.outputs.get("ExceptionTableName"):
-        return {}
-    name = "BillingSync-Exceptions"
-    runtime._session.client("dynamodb").create_table(
-        TableName=name,
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "open_category", "AttributeType": "S"},
-            {"AttributeName": "first_seen", "AttributeType": "S"},
-        ],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "OpenByCategory",
-                "KeySchema": [
-                    {"AttributeName": "open_category", "KeyType": "HASH"},
-                    {"AttributeName": "first_seen", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    os.environ["EXCEPTION_TABLE_NAME"] = name
-    composition.reset()
-    runtime.stack.outputs["ExceptionTableName"] = name
-    return {"ExceptionTableName": name}
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     saved = os.environ.get(DISCOVERY_ENV)
@@ -130,7 +99,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     started = datetime.now(UTC) - timedelta(seconds=2)
     try:
         with LocalRuntime(work_dir=Path("build/local"), sweep_interval_seconds=3600) as runtime:
-            write_discovery(runtime, extra_outputs=_ensure_exception_table(runtime))
+            write_discovery(runtime)
             yield Stack(runtime, started)
             remove_discovery()
     finally:
