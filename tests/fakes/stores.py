@@ -115,6 +115,10 @@ class InMemoryMasterDataStore:
     def customer_exists(self, *, source: str, customer_id: str) -> bool:
         return (source, customer_id) in self.customers
 
+    def customer_legal_entity(self, *, source: str, customer_id: str) -> str | None:
+        held = self.customers.get((source, customer_id))
+        return None if held is None else held[2]
+
     def upsert_record(self, *, kind: str, source: str, record_id: str, data: dict[str, Any], version: Version) -> bool:
         key = (kind, source, record_id)
         held = self.records.get(key)

@@ -334,3 +334,20 @@ def test_a_customer_upsert_still_failing_on_its_last_receive_is_parked_with_its_
     assert (last.status, last.category) == (PostingStatus.EXCEPTION, ExceptionCategory.ERP_TRANSIENT)
     [parked] = harness.exceptions.records
     assert parked.reason == "still failing after 3 receives: 503 from ERP"
+
+
+def test_an_invoice_for_another_entity_than_its_customers_is_parked_naming_both() -> None:
+    # GIVEN the US01 customer, and its invoice marked for the Japanese entity
+    harness = PostingHarness()
+    harness.service.post(canonical("stripe_customer_created"))
+    payload = load_event("stripe_invoice_finalized")
+    payload["data"]["object"]["metadata"] = {"legal_entity": "JP01"}
+
+    # WHEN it is posted
+    result = harness.service.post(canonical(payload))
+
+    # THEN it is a VALIDATION exception that names both entities, and nothing is booked
+    assert (result.status, result.category) == (PostingStatus.EXCEPTION, ExceptionCategory.VALIDATION)
+    [parked] = harness.exceptions.records
+    assert "legal entity JP01" in parked.reason and "belongs to US01" in parked.reason
+    assert harness.erp.documents == {}

@@ -14,6 +14,7 @@ from collections import Counter
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pydantic
 import pytest
@@ -750,7 +751,7 @@ def test_a_voided_invoice_is_reversed_line_by_line_on_the_void_date():
     event = canonical(load_event("stripe_invoice_voided"))
 
     # WHEN
-    document = void_document(event, invoice=invoice)
+    document = void_document(event, invoice=invoice, mapping=shipped_mapping())
 
     # THEN the invoice was booked as earned revenue, and the void takes every line back
     assert entries(invoice) == Counter(
@@ -770,7 +771,7 @@ def test_voiding_an_invoice_for_another_total_than_was_posted_is_a_conflict():
 
     # WHEN / THEN
     with pytest.raises(DocumentConflictError, match="posted for 41623 USD but is voided for 162375 USD"):
-        void_document(canonical(load_event("stripe_invoice_voided")), invoice=invoice)
+        void_document(canonical(load_event("stripe_invoice_voided")), invoice=invoice, mapping=shipped_mapping())
 
 
 def test_an_uncollectible_invoice_writes_off_what_remains_open():
@@ -994,7 +995,9 @@ def test_any_coherent_invoice_balances_and_splits_into_receivable_credit_revenue
     # inclusive and exclusive tax at several rates, a customer credit balance, periods across month
     # ends and 2028-02-29, in USD, JPY or KWD
     invoice = event.data
-    posting = invoice.issued_at.astimezone(UTC).date()
+    # the document date is the entity's calendar day (JP01 keeps Tokyo time, the others UTC)
+    zone = ZoneInfo(shipped_mapping().legal_entities[event.legal_entity].time_zone)
+    posting = invoice.issued_at.astimezone(zone).date()
     if not (any(line.price for line in invoice.lines) or any(tax.amount for tax in invoice.taxes) or invoice.total):
         with pytest.raises(NothingToPostError):  # nothing at all to book
             invoice_document(event, shipped_mapping())
@@ -1057,3 +1060,33 @@ def test_a_credit_note_line_not_on_the_invoice_is_contra_revenue():
             (CUSTOMER_CREDIT, 0, 5717): 1,
         }
     )
+
+
+def test_a_late_evening_utc_invoice_in_the_japanese_entity_is_a_document_of_the_next_day():
+    # GIVEN a yen invoice effective 2026-11-30 16:30 UTC (2026-12-01 01:30 in Tokyo) for the JP01 entity
+    payload = load_event("stripe_invoice_finalized_jpy")
+    invoice = payload["data"]["object"]
+    moment = int(datetime(2026, 11, 30, 16, 30, tzinfo=UTC).timestamp())
+    invoice["effective_at"] = invoice["status_transitions"]["finalized_at"] = moment
+
+    # WHEN
+    document = invoice_document(canonical(payload), shipped_mapping())
+
+    # THEN it is a December document in the entity's books
+    assert document.posting_date == date(2026, 12, 1)
+
+
+def test_the_document_date_is_the_effective_date_of_a_backdated_invoice():
+    # GIVEN an invoice finalised on Nov 1 but backdated (effective) to Oct 31
+    payload = load_event("stripe_invoice_finalized")
+    payload["data"]["object"]["effective_at"] = int(datetime(2026, 10, 31, 12, tzinfo=UTC).timestamp())
+
+    # WHEN / THEN
+    assert invoice_document(canonical(payload), shipped_mapping()).posting_date == date(2026, 10, 31)
+
+
+def test_an_unknown_time_zone_in_the_mapping_is_refused_at_load():
+    data = json.loads(SHIPPED_MAPPING.read_text(encoding="utf-8"))
+    data["legal_entities"]["JP01"]["time_zone"] = "Asia/Atlantis"
+    with pytest.raises(pydantic.ValidationError, match="not an IANA time zone"):
+        AccountMapping.model_validate(data)

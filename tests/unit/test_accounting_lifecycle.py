@@ -96,7 +96,7 @@ def test_the_brightline_lifecycle_leaves_the_ledger_where_stripe_leaves_the_cust
         june,
         credit_note_document(canonical(load_event("stripe_credit_note_created_pre_payment")), mapping, invoice=june),
         dashboard,
-        void_document(canonical(load_event("stripe_invoice_voided")), invoice=dashboard),
+        void_document(canonical(load_event("stripe_invoice_voided")), invoice=dashboard, mapping=mapping),
         migration,
         payment_document(settled(migration, 20000, datetime(2026, 7, 20, tzinfo=UTC)), mapping, invoice=ref(migration)),
         write_off_document(

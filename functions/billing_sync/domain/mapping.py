@@ -7,9 +7,11 @@ names a role. A role no rule or default provides is a MAPPING exception, not a c
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from enum import StrEnum
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from billing_sync.domain.errors import MappingError
 from billing_sync.domain.money import CurrencyCode
@@ -40,6 +42,23 @@ class LegalEntity(_Model):
     currencies: tuple[CurrencyCode, ...] | None = Field(
         default=None, min_length=1, description="Restricts the entity to these currencies; None allows any."
     )
+
+    time_zone: str = Field(
+        default="UTC", description="IANA zone whose calendar dates its documents (a late UTC evening in Tokyo)."
+    )
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, zone: str) -> str:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{zone!r} is not an IANA time zone") from None
+        return zone
+
+    def local_date(self, moment: datetime) -> date:
+        """The calendar day of `moment` where the entity keeps its books."""
+        return moment.astimezone(ZoneInfo(self.time_zone)).date()
 
     def transacts_in(self, currency: str) -> bool:
         return self.currencies is None or currency in self.currencies

@@ -119,6 +119,10 @@ class MasterDataStore(Protocol):
 
     def customer_exists(self, *, source: str, customer_id: str) -> bool: ...
 
+    def customer_legal_entity(self, *, source: str, customer_id: str) -> str | None:
+        """The legal entity the customer belongs to, or None when the customer is not synchronised."""
+        ...
+
     def upsert_record(self, *, kind: str, source: str, record_id: str, data: dict[str, Any], version: Version) -> bool:
         """A product, price or subscription (kind) as a JSON object."""
         ...

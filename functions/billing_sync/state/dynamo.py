@@ -320,6 +320,19 @@ class DynamoMasterDataStore:
             raise store_error(exc, _MASTER_DATA, f"upsert customer {customer.customer_id}") from exc
         return True
 
+    def customer_legal_entity(self, *, source: str, customer_id: str) -> str | None:
+        try:
+            response = self._client.get_item(
+                TableName=self._table,
+                Key=self._key(source, customer_id),
+                ProjectionExpression="legal_entity",
+                ConsistentRead=True,
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise store_error(exc, _MASTER_DATA, f"read customer {customer_id}") from exc
+        item = response.get("Item")
+        return None if item is None else item.get("legal_entity", {}).get("S", "")
+
     def customer_exists(self, *, source: str, customer_id: str) -> bool:
         try:
             response = self._client.get_item(

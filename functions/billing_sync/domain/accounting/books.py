@@ -22,6 +22,7 @@ class Books:
         self.legal_entity = legal_entity
         self.subsidiary = entity.subsidiary
         self.currency = currency
+        self.local_date = entity.local_date
 
     def context(self, **keys: str | None) -> MappingContext:
         return MappingContext(legal_entity=self.legal_entity, **keys)

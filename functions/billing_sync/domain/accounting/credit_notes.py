@@ -23,7 +23,7 @@ from billing_sync.domain.errors import EventValidationError, NothingToPostError
 from billing_sync.domain.events import CreditNoteIssued, CreditNoteIssuedEvent, CreditNoteLine
 from billing_sync.domain.journal import DocumentKind, DocumentLine, ErpDocument, JournalLine
 from billing_sync.domain.mapping import AccountMapping, AccountRole
-from billing_sync.domain.recognition import Obligation, utc_date
+from billing_sync.domain.recognition import Obligation
 
 
 def check_credit_note_totals(note: CreditNoteIssued) -> None:
@@ -64,7 +64,7 @@ def credit_note_document(event: CreditNoteIssuedEvent, mapping: AccountMapping, 
             f"credit note {note.credit_note_id} is in {note.currency} but its invoice is in {invoice.currency}"
         )
     books = Books(mapping, invoice.legal_entity, note.currency)
-    credit_day = utc_date(note.issued_at)
+    credit_day = books.local_date(note.issued_at)
     invoice_lines = {line.source_line_id: line for line in invoice.lines if line.source_line_id}
     deferred_shares: dict[str, int] = {}
 

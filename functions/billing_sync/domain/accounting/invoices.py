@@ -22,7 +22,7 @@ from billing_sync.domain.errors import EventValidationError, NothingToPostError
 from billing_sync.domain.events import InvoiceIssued, InvoiceIssuedEvent, InvoiceLine, TaxAmount
 from billing_sync.domain.journal import DocumentKind, DocumentLine, ErpDocument, JournalLine
 from billing_sync.domain.mapping import AccountMapping, AccountRole
-from billing_sync.domain.recognition import Obligation, utc_date
+from billing_sync.domain.recognition import Obligation
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def invoice_document(
     invoice = event.data
     check_invoice_totals(invoice)
     books = Books(mapping, event.legal_entity, invoice.currency)
-    posting_date = utc_date(invoice.issued_at)
+    posting_date = books.local_date(invoice.issued_at)
     classes = line_classes or {}
 
     def line_class(line: InvoiceLine) -> LineClass:

@@ -15,7 +15,6 @@ from billing_sync.domain.errors import EventValidationError, NothingToPostError
 from billing_sync.domain.events import PaymentChannel, PaymentSettledEvent
 from billing_sync.domain.journal import DocumentKind, ErpDocument, ErpRef
 from billing_sync.domain.mapping import AccountMapping, AccountRole
-from billing_sync.domain.recognition import utc_date
 
 
 def payment_document(event: PaymentSettledEvent, mapping: AccountMapping, *, invoice: ErpRef) -> ErpDocument:
@@ -61,7 +60,7 @@ def payment_document(event: PaymentSettledEvent, mapping: AccountMapping, *, inv
         customer_external_id=invoice.customer_external_id
         or customer_external_id(event.source, payment.customer_id or "unknown"),
         currency=payment.currency,
-        posting_date=utc_date(payment.settled_at),
+        posting_date=books.local_date(payment.settled_at),
         total=payment.amount,
         applies_to=(invoice_external_id(event.source, payment.invoice_id),),
         journal=tuple(journal),

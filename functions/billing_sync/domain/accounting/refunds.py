@@ -25,7 +25,6 @@ from billing_sync.domain.errors import EventValidationError
 from billing_sync.domain.events import RefundIssuedEvent
 from billing_sync.domain.journal import DocumentKind, ErpDocument, ErpRef, JournalLine
 from billing_sync.domain.mapping import AccountMapping, AccountRole
-from billing_sync.domain.recognition import utc_date
 
 
 def _books(event: RefundIssuedEvent, mapping: AccountMapping, payment: ErpRef) -> Books:
@@ -55,7 +54,7 @@ def _document(
         subsidiary=books.subsidiary,
         customer_external_id=payment.customer_external_id or "",
         currency=refund.currency,
-        posting_date=utc_date(refund.refunded_at),
+        posting_date=books.local_date(refund.refunded_at),
         total=refund.amount,
         applies_to=(payment.external_id,),
         journal=journal,

@@ -6,10 +6,10 @@ from billing_sync.domain.accounting.external_ids import void_external_id
 from billing_sync.domain.errors import DocumentConflictError
 from billing_sync.domain.events import InvoiceVoidedEvent
 from billing_sync.domain.journal import DocumentKind, ErpDocument, JournalLine
-from billing_sync.domain.recognition import utc_date
+from billing_sync.domain.mapping import AccountMapping
 
 
-def void_document(event: InvoiceVoidedEvent, *, invoice: ErpDocument) -> ErpDocument:
+def void_document(event: InvoiceVoidedEvent, *, invoice: ErpDocument, mapping: AccountMapping) -> ErpDocument:
     """Every line of the invoice's journal, debit and credit swapped; raises DocumentConflictError when
     the voided invoice's total is not the total that was posted."""
     voided = event.data
@@ -25,7 +25,7 @@ def void_document(event: InvoiceVoidedEvent, *, invoice: ErpDocument) -> ErpDocu
         subsidiary=invoice.subsidiary,
         customer_external_id=invoice.customer_external_id,
         currency=invoice.currency,
-        posting_date=utc_date(voided.voided_at),
+        posting_date=mapping.entity(invoice.legal_entity).local_date(voided.voided_at),
         total=invoice.total,
         applies_to=(invoice.external_id,),
         journal=tuple(

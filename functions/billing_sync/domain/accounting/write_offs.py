@@ -12,7 +12,6 @@ from billing_sync.domain.errors import EventValidationError, NothingToPostError
 from billing_sync.domain.events import InvoiceWrittenOffEvent
 from billing_sync.domain.journal import DocumentKind, ErpDocument, ErpRef
 from billing_sync.domain.mapping import AccountMapping, AccountRole
-from billing_sync.domain.recognition import utc_date
 
 
 def write_off_document(event: InvoiceWrittenOffEvent, mapping: AccountMapping, *, invoice: ErpRef) -> ErpDocument:
@@ -33,7 +32,7 @@ def write_off_document(event: InvoiceWrittenOffEvent, mapping: AccountMapping, *
         subsidiary=books.subsidiary,
         customer_external_id=invoice.customer_external_id or "",
         currency=written_off.currency,
-        posting_date=utc_date(written_off.written_off_at),
+        posting_date=books.local_date(written_off.written_off_at),
         total=written_off.amount,
         applies_to=(invoice.external_id,),
         journal=(

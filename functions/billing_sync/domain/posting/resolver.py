@@ -37,11 +37,14 @@ class Resolver:
         self.mapping = mapping
         self._catalogue_required = catalogue_required
 
-    def require_customer(self, source: str, customer_id: str) -> None:
-        if not self.master_data.customer_exists(source=source, customer_id=customer_id):
+    def require_customer(self, source: str, customer_id: str) -> str:
+        """The customer's legal entity; waits (DependencyPendingError) while the customer is unknown."""
+        legal_entity = self.master_data.customer_legal_entity(source=source, customer_id=customer_id)
+        if legal_entity is None:
             raise DependencyPendingError(
                 f"customer {customer_id} is not synchronised yet", key=customer_key(source, customer_id)
             )
+        return legal_entity
 
     def require_invoice(self, source: str, invoice_id: str) -> ErpRef:
         external_id = invoice_external_id(source, invoice_id)

@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from billing_sync.domain import accounting
-from billing_sync.domain.errors import DependencyPendingError, NothingToPostError
+from billing_sync.domain.errors import DependencyPendingError, EventValidationError, NothingToPostError
 from billing_sync.domain.events import (
     CreditNoteIssuedEvent,
     CustomerUpsertedEvent,
@@ -77,7 +77,12 @@ class PostingRule:
 def _invoice(event: InvoiceIssuedEvent, world: Resolver) -> Plan:
     invoice = event.data
     accounting.check_invoice_totals(invoice)  # an invoice that cannot add up is parked at once, not held
-    world.require_customer(event.source, invoice.customer_id)
+    customer_entity = world.require_customer(event.source, invoice.customer_id)
+    if customer_entity != event.legal_entity:
+        raise EventValidationError(
+            f"invoice {invoice.invoice_id} is for legal entity {event.legal_entity}, but its customer "
+            f"{invoice.customer_id} belongs to {customer_entity}"
+        )
     if not invoice.lines_complete:
         raise DependencyPendingError(
             f"invoice {invoice.invoice_id} arrived with a truncated line list; it is never booked from part of it",
@@ -129,7 +134,7 @@ def _credit_note(event: CreditNoteIssuedEvent, world: Resolver) -> Plan:
 
 def _void(event: InvoiceVoidedEvent, world: Resolver) -> Plan:
     invoice = world.require_invoice_document(event.source, event.data.invoice_id)
-    return Plan(documents=(accounting.void_document(event, invoice=invoice),))
+    return Plan(documents=(accounting.void_document(event, invoice=invoice, mapping=world.mapping),))
 
 
 def _write_off(event: InvoiceWrittenOffEvent, world: Resolver) -> Plan:

@@ -53,7 +53,8 @@ def invoice_issued(envelope: Envelope) -> InvoiceIssuedEvent:
     invoice = StripeInvoice.model_validate(envelope.event.data.object)
     subscription = (invoice.parent.subscription_details or {}).get("subscription") if invoice.parent else None
     transitions = invoice.status_transitions
-    issued = (transitions.finalized_at if transitions else None) or invoice.effective_at or invoice.created
+    # The document date is the invoice's effective date (it may be backdated), else its finalisation.
+    issued = invoice.effective_at or (transitions.finalized_at if transitions else None) or invoice.created
     taxes = invoice.total_taxes if invoice.total_taxes is not None else invoice.total_tax_amounts
     return InvoiceIssuedEvent(
         **envelope.fields(invoice.metadata),
