@@ -113,7 +113,7 @@ class InMemoryMasterDataStore:
         return True
 
     def customer_exists(self, *, source: str, customer_id: str) -> bool:
-        return (source, customer_id) in self.customers
+        return self.customer_legal_entity(source=source, customer_id=customer_id) is not None
 
     def customer_legal_entity(self, *, source: str, customer_id: str) -> str | None:
         held = self.customers.get((source, customer_id))

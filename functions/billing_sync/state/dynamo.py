@@ -334,16 +334,7 @@ class DynamoMasterDataStore:
         return None if item is None else item.get("legal_entity", {}).get("S", "")
 
     def customer_exists(self, *, source: str, customer_id: str) -> bool:
-        try:
-            response = self._client.get_item(
-                TableName=self._table,
-                Key=self._key(source, customer_id),
-                ProjectionExpression="pk",
-                ConsistentRead=True,
-            )
-        except (BotoCoreError, ClientError) as exc:
-            raise store_error(exc, _MASTER_DATA, f"look up customer {customer_id}") from exc
-        return "Item" in response
+        return self.customer_legal_entity(source=source, customer_id=customer_id) is not None
 
     def upsert_record(self, *, kind: str, source: str, record_id: str, data: dict[str, Any], version: Version) -> bool:
         ordering = _version(version)
