@@ -46,8 +46,10 @@ def test_the_shipped_mapping_loads_and_names_every_role():
     mapping = AccountMapping.model_validate_json(SHIPPED_MAPPING.read_bytes())
 
     # THEN
-    assert mapping.version == "2026-11-27.1"
+    assert mapping.version == "2026-11-27.2"
     assert set(mapping.legal_entities) == set(ENTITIES)
+    functional = {code: entity.functional_currency for code, entity in mapping.legal_entities.items()}
+    assert functional == {"US01": "USD", "JP01": "JPY", "KW01": "KWD"}
     # no entity is restricted: ordinary business (a JPY invoice on the US entity) is never refused
     assert all(entity.currencies is None for entity in mapping.legal_entities.values())
     assert mapping.legal_entities["US01"].transacts_in("JPY")
@@ -152,6 +154,26 @@ def test_a_rule_naming_an_unknown_legal_entity_is_refused_at_load():
         pytest.param({"default_accounts": {"not_a_role": "9999"}}, id="unknown-role"),
         pytest.param({"legal_entities": {}}, id="no-entities"),
         pytest.param({"legal_entities": {"US01": {"subsidiary": "1", "name": "x", "currencies": ["ZZZ"]}}}, id="ccy"),
+        pytest.param({"legal_entities": {"US01": {"subsidiary": "1", "name": "x"}}}, id="no-functional-currency"),
+        pytest.param(
+            {
+                "legal_entities": {
+                    "US01": {
+                        "subsidiary": "1",
+                        "name": "x",
+                        "functional_currency": "USD",
+                        "stripe_accounts": ["acct_1"],
+                    },
+                    "JP01": {
+                        "subsidiary": "2",
+                        "name": "y",
+                        "functional_currency": "JPY",
+                        "stripe_accounts": ["acct_1"],
+                    },
+                }
+            },
+            id="stripe-account-in-two-entities",
+        ),
         pytest.param({"version": ""}, id="empty-version"),
         pytest.param({"owner": "finance"}, id="extra-field"),
     ],
@@ -218,7 +240,7 @@ def test_account_choice_follows_specificity_then_file_order(rules, context, role
 
 def test_an_entity_restricted_to_currencies_transacts_in_those_only():
     # GIVEN an entity the mapping restricts to JPY
-    entity = LegalEntity(subsidiary="2", name="Example Software KK", currencies=("jpy",))
+    entity = LegalEntity(subsidiary="2", name="Example Software KK", functional_currency="JPY", currencies=("jpy",))
 
     # THEN
     assert entity.transacts_in("JPY")

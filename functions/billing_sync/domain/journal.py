@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date, datetime
+from decimal import Decimal
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -16,21 +17,53 @@ class _Model(BaseModel):
 
 
 class JournalLine(_Model):
+    """One side of a journal in transaction currency and, once translated, in the entity's functional currency.
+
+    `rate` is functional major units per transaction major unit (1 EUR = 1.0850 USD), from `rate_source`
+    (`identity`, `stripe:txn_…`, `ecb`, `carried:<external id>`) on `rate_date`. A line with no transaction
+    amount carries only a functional amount: a rounding difference or an FX gain or loss.
+    """
+
     account: str = Field(min_length=1)
     currency: CurrencyCode
     debit: MinorUnits = 0
     credit: MinorUnits = 0
     memo: str | None = None
+    functional_currency: CurrencyCode | None = None
+    functional_debit: MinorUnits = 0
+    functional_credit: MinorUnits = 0
+    rate: Decimal | None = None
+    rate_source: str | None = None
+    rate_date: date | None = None
 
     @model_validator(mode="after")
     def _one_side(self) -> JournalLine:
-        if (self.debit == 0) == (self.credit == 0):
+        if self.debit and self.credit:
             raise ValueError(f"journal line on {self.account} must have exactly one of debit or credit")
+        if self.functional_debit and self.functional_credit:
+            raise ValueError(f"journal line on {self.account} has both a functional debit and a functional credit")
+        if self.functional_currency is None:
+            if self.functional_debit or self.functional_credit or self.rate is not None:
+                raise ValueError(f"journal line on {self.account} has functional amounts but no functional currency")
+            if not (self.debit or self.credit):
+                raise ValueError(f"journal line on {self.account} must have exactly one of debit or credit")
+        elif not (self.debit or self.credit or self.functional_debit or self.functional_credit):
+            raise ValueError(f"journal line on {self.account} carries no amount")
         return self
+
+    @property
+    def net(self) -> int:
+        """Debit minus credit in transaction currency."""
+        return self.debit - self.credit
+
+    @property
+    def functional_net(self) -> int:
+        """Debit minus credit in functional currency."""
+        return self.functional_debit - self.functional_credit
 
 
 class UnbalancedJournalError(ValueError):
-    """Raised when a journal's debits and credits differ in some currency."""
+    """Raised when a journal's debits and credits differ in some currency (transaction or functional)."""
 
 
 def imbalances(lines: tuple[JournalLine, ...] | list[JournalLine]) -> dict[str, int]:
@@ -39,6 +72,11 @@ def imbalances(lines: tuple[JournalLine, ...] | list[JournalLine]) -> dict[str, 
     for line in lines:
         net[line.currency] += line.debit - line.credit
     return {currency: amount for currency, amount in net.items() if amount}
+
+
+def functional_imbalance(lines: tuple[JournalLine, ...] | list[JournalLine]) -> int:
+    """Functional debits minus functional credits (zero for a translated, balanced journal)."""
+    return sum(line.functional_net for line in lines)
 
 
 class DocumentKind(StrEnum):
@@ -51,6 +89,11 @@ class DocumentKind(StrEnum):
     CREDIT_MEMO_VOID = "credit_memo_void"
     INVOICE_VOID = "invoice_void"
     WRITE_OFF = "write_off"
+    FEE = "fee"
+    PAYOUT = "payout"
+    DISPUTE = "dispute"
+    DISPUTE_REVERSAL = "dispute_reversal"
+    FX_REVALUATION = "fx_revaluation"
     JOURNAL = "journal"
 
 
@@ -100,13 +143,32 @@ class ErpDocument(_Model):
     reference: str | None = Field(
         default=None, description="The source's handle on it (`payment_intent:pi_…`); a refund finds its payment by it."
     )
+    document_date: date | None = Field(
+        default=None,
+        description="The date the source gave it, kept when its period was closed and it posted to the next open one.",
+    )
 
     @model_validator(mode="after")
     def _balanced(self) -> ErpDocument:
         unbalanced = imbalances(self.journal)
         if unbalanced:
             raise UnbalancedJournalError(f"journal for {self.external_id} does not balance: {unbalanced}")
+        functional = {line.functional_currency for line in self.journal}
+        if functional != {None}:
+            if None in functional or len(functional) > 1:
+                raise UnbalancedJournalError(
+                    f"journal for {self.external_id} mixes functional currencies: {sorted(map(str, functional))}"
+                )
+            if difference := functional_imbalance(self.journal):
+                raise UnbalancedJournalError(
+                    f"journal for {self.external_id} does not balance in functional currency: {difference}"
+                )
         return self
+
+    @property
+    def functional_currency(self) -> str | None:
+        """The entity's functional currency once the journal is translated, else None."""
+        return self.journal[0].functional_currency
 
 
 class ErpCustomer(_Model):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -30,15 +31,36 @@ class AccountRole(StrEnum):
     CUSTOMER_CREDIT = "customer_credit"
     REFUND_LIABILITY = "refund_liability"
     UNDEPOSITED_FUNDS = "undeposited_funds"
+    BANK = "bank"  # where a payout lands; rules may pick one per payout destination
+    DISPUTED_FUNDS = "disputed_funds"  # a disputed charge's amount while the dispute is open
+    DISPUTE_LOSSES = "dispute_losses"  # a lost dispute
+    REALISED_FX = "realised_fx"  # gain or loss when a foreign balance settles at another rate
+    UNREALISED_FX = "unrealised_fx"  # month-end revaluation of open foreign balances
+    FX_ROUNDING = "fx_rounding"  # the minor unit a translation at one rate can leave
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+ClosedPeriodPolicy = Literal["move", "reject"]
+RecognitionPeriod = Literal["month", "day"]
+
+
 class LegalEntity(_Model):
     subsidiary: str = Field(min_length=1)
     name: str
+    functional_currency: CurrencyCode = Field(description="The currency its books are kept in (ASC 830).")
+    stripe_accounts: tuple[str, ...] = Field(
+        default=(), description="Stripe accounts (`acct_…`) whose events and `on_behalf_of` charges belong to it."
+    )
+    closed_period_policy: ClosedPeriodPolicy = Field(
+        default="move",
+        description="An event dated in a closed period posts to the first open period (move) or is parked (reject).",
+    )
+    recognition_period: RecognitionPeriod = Field(
+        default="month", description="Revenue recognition posts one journal per month or per day."
+    )
     currencies: tuple[CurrencyCode, ...] | None = Field(
         default=None, min_length=1, description="Restricts the entity to these currencies; None allows any."
     )
@@ -71,6 +93,7 @@ class RuleMatch(_Model):
     tax_rate: str | None = None
     region: str | None = None
     channel: str | None = None
+    payout_destination: str | None = None
 
     def specificity(self) -> int:
         return sum(value is not None for value in self.model_dump().values())
@@ -94,6 +117,7 @@ class MappingContext(_Model):
     tax_rate: str | None = None
     region: str | None = None
     channel: str | None = None
+    payout_destination: str | None = None
 
 
 class AccountMapping(_Model):
@@ -109,7 +133,20 @@ class AccountMapping(_Model):
             entity = rule.match.legal_entity
             if entity is not None and entity not in self.legal_entities:
                 raise ValueError(f"mapping rule names unknown legal entity {entity!r}")
+        owners: dict[str, str] = {}
+        for code, legal_entity in self.legal_entities.items():
+            for account in legal_entity.stripe_accounts:
+                if account in owners:
+                    raise ValueError(f"Stripe account {account} belongs to both {owners[account]} and {code}")
+                owners[account] = code
         return self
+
+    def entity_for_stripe_account(self, account: str) -> str | None:
+        """The legal entity that owns Stripe account `account`, if the mapping names one."""
+        for code, entity in self.legal_entities.items():
+            if account in entity.stripe_accounts:
+                return code
+        return None
 
     def entity(self, legal_entity: str) -> LegalEntity:
         """Raises MappingError for an entity the mapping does not know."""

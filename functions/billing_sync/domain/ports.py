@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Protocol
 
 from billing_sync.domain.errors import ExceptionCategory
 from billing_sync.domain.events import CustomerUpserted, FinanceEvent
+from billing_sync.domain.fx import Rate
 from billing_sync.domain.journal import DocumentKind, ErpCustomer, ErpDocument, ErpRef
 from billing_sync.domain.lineage import EventRef, ExceptionRecord, LineageRecord
 
@@ -180,4 +182,77 @@ class Workflows(Protocol):
     def start(self, workflow: str, *, name: str, event: dict[str, Any]) -> bool:
         """Starts the named workflow for a canonical event; False when an execution of that name exists
         (a duplicate start is a no-op). Raises PublishError when it could not be started."""
+        ...
+
+
+class RateTable(Protocol):
+    """Daily exchange rates as data (ECB reference rates loaded by a command)."""
+
+    def rate(self, base: str, quote: str, on: date) -> Rate | None:
+        """The latest rate published on or before `on`, looking back over a weekend or holiday (a few days);
+        None when there is none, never a guess."""
+        ...
+
+    def put_rates(self, rates: Iterable[Rate]) -> int:
+        """Stores rates (a rate for the same pair and day is replaced); returns how many."""
+        ...
+
+
+@dataclass(frozen=True)
+class PeriodState:
+    legal_entity: str
+    period: str  # YYYY-MM
+    closed: bool
+    changed_at: datetime | None = None
+    changed_by: str | None = None
+
+
+class PeriodCalendar(Protocol):
+    """Each entity's posting periods as data: every period is open until it is closed."""
+
+    def is_closed(self, legal_entity: str, period: str) -> bool: ...
+
+    def set_closed(self, legal_entity: str, period: str, *, closed: bool, at: datetime, by: str) -> None: ...
+
+    def periods(self, legal_entity: str | None = None) -> list[PeriodState]:
+        """Every period that was ever closed or reopened, oldest first."""
+        ...
+
+
+@dataclass(frozen=True)
+class BalanceTransaction:
+    """A Stripe balance transaction: money moving through the Stripe balance, in its settlement currency.
+
+    `amount` and `fee` are in `currency` (settlement) minor units; `exchange_rate` is set when Stripe
+    converted the presentment currency (settlement per presentment major unit).
+    """
+
+    id: str
+    type: str  # charge, payment, refund, adjustment, payout, stripe_fee, ...
+    amount: int
+    fee: int
+    net: int
+    currency: str
+    created: datetime
+    source: str | None = None  # ch_…, re_…, dp_…, po_…
+    exchange_rate: Decimal | None = None
+    reporting_category: str | None = None
+    fee_details: tuple[tuple[str, int], ...] = ()  # (type, amount) per fee component
+
+
+class SourceReader(Protocol):
+    """Read-only access to the billing platform's API (Stripe: a restricted key)."""
+
+    def balance_transaction(self, balance_transaction_id: str) -> BalanceTransaction | None: ...
+
+    def charge_balance_transaction(self, charge_id: str) -> BalanceTransaction | None:
+        """The balance transaction of a charge (by the charge's `balance_transaction`), None if not found yet."""
+        ...
+
+    def payout_balance_transactions(self, payout_id: str) -> list[BalanceTransaction] | None:
+        """Every balance transaction a payout settles (the payout's own included), None if not found yet."""
+        ...
+
+    def invoice_lines(self, invoice_id: str) -> list[dict[str, Any]] | None:
+        """Every line of an invoice whose event carried a truncated list, None if not found yet."""
         ...

@@ -11,6 +11,7 @@ import hashlib
 import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -222,6 +223,8 @@ def _document_item(document: ErpDocument, document_id: str) -> dict[str, Any]:
         item["applied_to"] = {"S": document.applies_to[0]}
     if document.reference:
         item["reference"] = {"S": document.reference}
+    if document.document_date:
+        item["document_date"] = {"S": document.document_date.isoformat()}
     return item
 
 
@@ -257,6 +260,7 @@ def _document(external_id: str, item: dict[str, Any]) -> ErpDocument:
         source_event_id=item["source_event_id"]["S"],
         memo=item.get("memo", {}).get("S"),
         reference=item.get("reference", {}).get("S"),
+        document_date=date.fromisoformat(item["document_date"]["S"]) if "document_date" in item else None,
     )
 
 
@@ -269,14 +273,31 @@ def _journal_line_item(line: JournalLine) -> dict[str, Any]:
     }
     if line.memo:
         item["memo"] = {"S": line.memo}
+    if line.functional_currency:
+        item["functional_currency"] = {"S": line.functional_currency}
+        item["functional_debit"] = {"N": str(line.functional_debit)}
+        item["functional_credit"] = {"N": str(line.functional_credit)}
+    if line.rate is not None:
+        item["rate"] = {"S": str(line.rate)}
+    if line.rate_source:
+        item["rate_source"] = {"S": line.rate_source}
+    if line.rate_date:
+        item["rate_date"] = {"S": line.rate_date.isoformat()}
     return {"M": item}
 
 
 def _journal_line(item: dict[str, Any]) -> JournalLine:
+    rate_date = item.get("rate_date", {}).get("S")
     return JournalLine(
         account=item["account"]["S"],
         currency=item["currency"]["S"],
         debit=int(item["debit"]["N"]),
         credit=int(item["credit"]["N"]),
         memo=item.get("memo", {}).get("S"),
+        functional_currency=item.get("functional_currency", {}).get("S"),
+        functional_debit=int(item.get("functional_debit", {}).get("N", "0")),
+        functional_credit=int(item.get("functional_credit", {}).get("N", "0")),
+        rate=Decimal(item["rate"]["S"]) if "rate" in item else None,
+        rate_source=item.get("rate_source", {}).get("S"),
+        rate_date=date.fromisoformat(rate_date) if rate_date else None,
     )

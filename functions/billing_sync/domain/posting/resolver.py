@@ -7,7 +7,7 @@ from billing_sync.domain.errors import DependencyPendingError
 from billing_sync.domain.events import InvoiceIssued, RevenueClass
 from billing_sync.domain.journal import ErpDocument, ErpRef
 from billing_sync.domain.mapping import AccountMapping
-from billing_sync.domain.ports import ErpClient, MasterDataStore
+from billing_sync.domain.ports import BalanceTransaction, ErpClient, MasterDataStore, SourceReader
 
 
 def customer_key(source: str, customer_id: str) -> str:
@@ -26,16 +26,40 @@ def payments_key(invoice_external_id: str) -> str:
     return f"payments:{invoice_external_id}"
 
 
+def source_object_key(source: str, object_id: str) -> str:
+    """An object the source's API does not return yet (`stripe-api:stripe:ch_…`); the periodic sweep retries it."""
+    return f"stripe-api:{source}:{object_id}"
+
+
 class Resolver:
     """Reads dependencies through the ports; raises DependencyPendingError naming the missing key."""
 
     def __init__(
-        self, *, erp: ErpClient, master_data: MasterDataStore, mapping: AccountMapping, catalogue_required: bool
+        self,
+        *,
+        erp: ErpClient,
+        master_data: MasterDataStore,
+        mapping: AccountMapping,
+        catalogue_required: bool,
+        reader: SourceReader | None = None,
     ) -> None:
         self.erp = erp
         self.master_data = master_data
         self.mapping = mapping
+        self.reader = reader
         self._catalogue_required = catalogue_required
+
+    def charge_settlement(self, source: str, charge_id: str) -> BalanceTransaction | None:
+        """The balance transaction of a charge; None without a source reader; waits while the API lacks it."""
+        if self.reader is None:
+            return None
+        found = self.reader.charge_balance_transaction(charge_id)
+        if found is None:
+            raise DependencyPendingError(
+                f"the balance transaction of charge {charge_id} is not available from the API yet",
+                key=source_object_key(source, charge_id),
+            )
+        return found
 
     def require_customer(self, source: str, customer_id: str) -> str:
         """The customer's legal entity; waits (DependencyPendingError) while the customer is unknown."""

@@ -6,7 +6,7 @@ The posting service, the bus rule's detail types (infra) and the README's table 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -32,6 +32,7 @@ from billing_sync.domain.events import (
     SubscriptionRenewedEvent,
 )
 from billing_sync.domain.journal import DocumentKind, ErpCustomer, ErpDocument
+from billing_sync.domain.ports import BalanceTransaction
 from billing_sync.domain.posting.resolver import Resolver, customer_key, payments_key, record_key
 
 REFUND_SAGA_WORKFLOW = "refund_saga"
@@ -63,6 +64,8 @@ class Plan:
     provides: tuple[str, ...] = ()
     note: str | None = None
     workflow: str | None = None  # a saga to start (by name) instead of posting documents here
+    settlements: Mapping[str, BalanceTransaction] = field(default_factory=dict)  # by document external id: the
+    # Stripe balance transaction that converted the cash, whose rate and amount translate it
 
 
 @dataclass(frozen=True)

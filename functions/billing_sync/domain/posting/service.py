@@ -9,6 +9,7 @@ posted document with other amounts is an exception, never silently dropped.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable, Mapping
@@ -19,6 +20,7 @@ from typing import Any
 
 import pydantic
 
+from billing_sync.domain.bookkeeping import Bookkeeper
 from billing_sync.domain.errors import (
     ClaimInFlightError,
     DependencyPendingError,
@@ -41,6 +43,7 @@ from billing_sync.domain.ports import (
     LineageStore,
     MasterDataStore,
     PostingQueue,
+    SourceReader,
     Version,
     Waiter,
     WaitingRoom,
@@ -93,6 +96,8 @@ class PostingService:
         catalogue_required: bool = False,
         workflows: Workflows | None = None,
         saga_lease: timedelta = DEFAULT_WAIT_HORIZON + timedelta(days=1),
+        bookkeeper: Bookkeeper | None = None,
+        reader: SourceReader | None = None,
     ) -> None:
         self._erp = erp
         self._lineage = lineage
@@ -105,7 +110,14 @@ class PostingService:
         self._workflows = workflows
         self._saga_lease = saga_lease
         self._outcomes = OutcomeRecorder(lineage=lineage, exceptions=exceptions, clock=clock)
-        self._world = Resolver(erp=erp, master_data=master_data, mapping=mapping, catalogue_required=catalogue_required)
+        self._bookkeeper = bookkeeper or Bookkeeper(mapping=mapping, erp=erp)
+        self._world = Resolver(
+            erp=erp,
+            master_data=master_data,
+            mapping=mapping,
+            catalogue_required=catalogue_required,
+            reader=reader,
+        )
 
     def handle(self, detail: Mapping[str, Any], *, delivery: Delivery | None = None) -> PostingResult:
         """Posts a canonical event given as JSON data; raises RetryablePostingError to be retried."""
@@ -205,7 +217,7 @@ class PostingService:
     def _plan_or_wait(self, event: FinanceEvent, rule: PostingRule, first_seen: datetime) -> Plan | _Held:
         """The plan, or _Held when the event is now held by the name of what it waits for."""
         try:
-            return rule.plan(event, self._world)
+            return self._plan(event, rule)
         except DependencyPendingError as exc:
             if self._waiting is None or exc.key is None:
                 raise
@@ -227,7 +239,7 @@ class PostingService:
             )
             # It may have posted between the first look and the hold: look again before sleeping on it.
             try:
-                plan = rule.plan(event, self._world)
+                plan = self._plan(event, rule)
             except DependencyPendingError as again:
                 if again.key == pending.key:
                     self._lineage.mark_failed(
@@ -245,6 +257,17 @@ class PostingService:
                 continue
             self._waiting.drop(held_key, event.event_id)
             return plan
+
+    def _plan(self, event: FinanceEvent, rule: PostingRule) -> Plan:
+        """The rule's plan with every document translated and placed in an open period (a missing rate waits)."""
+        plan = rule.plan(event, self._world)
+        if not plan.documents:
+            return plan
+        documents = tuple(
+            self._bookkeeper.finish(document, settlement=plan.settlements.get(document.external_id))
+            for document in plan.documents
+        )
+        return dataclasses.replace(plan, documents=documents)
 
     def _release(self, keys: tuple[str, ...]) -> None:
         if self._waiting is None or self._requeue is None:
