@@ -53,6 +53,10 @@ class InMemoryErpClient:
         with self._lock:
             return iter([d for d in self.documents.values() if d.kind is kind])
 
+    def all_documents(self, legal_entity: str | None = None) -> Iterator[ErpDocument]:
+        with self._lock:
+            return iter([d for d in self.documents.values() if legal_entity in (None, d.legal_entity)])
+
     def find_by_reference(self, reference: str) -> ErpRef | None:
         with self._lock:
             found = next((d for d in self.documents.values() if d.reference == reference), None)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -50,6 +52,18 @@ class JournalLine(_Model):
         elif not (self.debit or self.credit or self.functional_debit or self.functional_credit):
             raise ValueError(f"journal line on {self.account} carries no amount")
         return self
+
+    def reversed(self, memo: str | None = None) -> JournalLine:
+        """This line with its sides swapped, in both currencies at the same rate (a void, a reversal)."""
+        return self.model_copy(
+            update={
+                "debit": self.credit,
+                "credit": self.debit,
+                "functional_debit": self.functional_credit,
+                "functional_credit": self.functional_debit,
+                "memo": memo if memo is not None else self.memo,
+            }
+        )
 
     @property
     def net(self) -> int:
@@ -215,3 +229,96 @@ def trial_balance(journals: list[tuple[JournalLine, ...]]) -> list[TrialBalanceR
         TrialBalanceRow(account=account, currency=currency, debit=debit, credit=credit)
         for (account, currency), (debit, credit) in sorted(totals.items())
     ]
+
+
+CurrencyBasis = Literal["transaction", "functional"]
+"""Which amounts a trial balance adds up: the lines' transaction amounts or their functional ones."""
+
+
+class EntityTrialBalanceRow(_Model):
+    legal_entity: str
+    account: str
+    currency: CurrencyCode
+    debit: MinorUnits
+    credit: MinorUnits
+
+
+class TrialBalanceCheck(_Model):
+    """Debits against credits for one entity and currency: they must be equal."""
+
+    legal_entity: str
+    currency: CurrencyCode
+    debit: MinorUnits
+    credit: MinorUnits
+
+    @property
+    def balanced(self) -> bool:
+        return self.debit == self.credit
+
+
+class EntityTrialBalance(_Model):
+    as_of: date | None
+    currency_basis: CurrencyBasis
+    rows: tuple[EntityTrialBalanceRow, ...]
+    checks: tuple[TrialBalanceCheck, ...]
+    documents: int
+
+    @property
+    def balanced(self) -> bool:
+        return all(check.balanced for check in self.checks)
+
+
+def entity_trial_balance(
+    documents: Iterable[ErpDocument],
+    *,
+    basis: CurrencyBasis = "transaction",
+    as_of: date | None = None,
+    legal_entity: str | None = None,
+    functional_currencies: Mapping[str, str] | None = None,
+) -> EntityTrialBalance:
+    """Debit and credit totals per legal entity, account and currency of the documents posted on or before `as_of`.
+
+    `transaction`: each line's transaction amounts (a line with only a functional amount adds nothing).
+    `functional`: each line's functional amounts in its entity's functional currency; an untranslated line
+    counts only when its currency is its entity's functional currency in `functional_currencies`.
+    """
+    functional_currencies = functional_currencies or {}
+    totals: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
+    counted = 0
+    for document in documents:
+        if legal_entity is not None and document.legal_entity != legal_entity:
+            continue
+        if as_of is not None and document.posting_date > as_of:
+            continue
+        counted += 1
+        for line in document.journal:
+            if basis == "transaction":
+                amounts = (line.currency, line.debit, line.credit)
+            elif line.functional_currency is not None:
+                amounts = (line.functional_currency, line.functional_debit, line.functional_credit)
+            elif functional_currencies.get(document.legal_entity) == line.currency:
+                amounts = (line.currency, line.debit, line.credit)
+            else:
+                continue
+            currency, debit, credit = amounts
+            if debit or credit:
+                row = totals[(document.legal_entity, line.account, currency)]
+                row[0] += debit
+                row[1] += credit
+    checks: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for (entity, _, currency), (debit, credit) in totals.items():
+        checks[(entity, currency)][0] += debit
+        checks[(entity, currency)][1] += credit
+    return EntityTrialBalance(
+        as_of=as_of,
+        currency_basis=basis,
+        rows=tuple(
+            EntityTrialBalanceRow(legal_entity=entity, account=account, currency=currency, debit=debit, credit=credit)
+            for (entity, account, currency), (debit, credit) in sorted(totals.items())
+        ),
+        checks=tuple(
+            TrialBalanceCheck(legal_entity=entity, currency=currency, debit=debit, credit=credit)
+            for (entity, currency), (debit, credit) in sorted(checks.items())
+        ),
+        documents=counted,
+    )

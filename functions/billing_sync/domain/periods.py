@@ -7,6 +7,8 @@ PERIOD_CLOSED. Scheduled jobs (recognition, revaluation) always move: they never
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from datetime import date
 
 from billing_sync.domain.errors import PeriodClosedError
@@ -16,6 +18,17 @@ from billing_sync.domain.ports import PeriodCalendar
 
 MAX_CLOSED_RUN = 120
 """More closed months in a row than this after a document's date is a calendar error, not a policy."""
+
+
+_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+
+def parse_period(text: str) -> str:
+    """`text` as a period, YYYY-MM; raises ValueError naming the expected shape."""
+    value = text.strip()
+    if not _PERIOD.match(value):
+        raise ValueError(f"{text!r} is not a period: use YYYY-MM, e.g. 2026-10")
+    return value
 
 
 def period_of(day: date) -> str:
@@ -45,3 +58,14 @@ def place_in_open_period(document: ErpDocument, *, calendar: PeriodCalendar, pol
             )
         posting_date = first_day_of_next(period_of(posting_date))
     raise PeriodClosedError(f"{document.legal_entity} has no open period within {MAX_CLOSED_RUN} months of {period}")
+
+
+def moved_note(documents: Iterable[ErpDocument]) -> str | None:
+    """What lineage says of documents moved out of a closed period, or None when none was moved."""
+    moves = [
+        f"{document.external_id} moved from closed period {period_of(document.document_date)} to "
+        f"{document.posting_date.isoformat()} (document date {document.document_date.isoformat()})"
+        for document in documents
+        if document.document_date is not None and period_of(document.document_date) != period_of(document.posting_date)
+    ]
+    return "; ".join(moves) or None

@@ -36,6 +36,10 @@ class ErpClient(Protocol):
         """Every posted document of `kind` (for scheduled jobs such as revenue recognition)."""
         ...
 
+    def documents(self, legal_entity: str | None = None) -> Iterator[ErpDocument]:
+        """Every posted document (of `legal_entity`), whole: for the trial balance and month-end revaluation."""
+        ...
+
     def find_by_reference(self, reference: str) -> ErpRef | None:
         """The document carrying the source's `reference` (a payment by its payment intent), if posted."""
         ...

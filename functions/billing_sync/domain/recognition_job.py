@@ -182,17 +182,7 @@ class RecognitionService:
             posting_date=voided.posting_date,
             total=-sum(d.total for d in released),
             applies_to=(invoice.external_id,),
-            journal=tuple(
-                JournalLine(
-                    account=line.account,
-                    currency=line.currency,
-                    debit=line.credit,
-                    credit=line.debit,
-                    memo=f"void {line.memo}",
-                )
-                for document in released
-                for line in document.journal
-            ),
+            journal=tuple(line.reversed(f"void {line.memo}") for document in released for line in document.journal),
             source_event_id=voided.source_event_id,
             memo=f"releases of {invoice.external_id} reversed by its void",
         )

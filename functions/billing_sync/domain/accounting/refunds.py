@@ -127,14 +127,7 @@ def credit_memo_void(credit_memo: ErpDocument, *, source_event_id: str, on: date
             "posting_date": on,
             "applies_to": (credit_memo.external_id,),
             "journal": tuple(
-                JournalLine(
-                    account=line.account,
-                    currency=line.currency,
-                    debit=line.credit,
-                    credit=line.debit,
-                    memo=f"void {line.memo or credit_memo.external_id}",
-                )
-                for line in credit_memo.journal
+                line.reversed(f"void {line.memo or credit_memo.external_id}") for line in credit_memo.journal
             ),
             "source_event_id": source_event_id,
             "memo": f"void of {credit_memo.external_id}",

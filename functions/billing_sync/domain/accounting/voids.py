@@ -5,7 +5,7 @@ from __future__ import annotations
 from billing_sync.domain.accounting.external_ids import void_external_id
 from billing_sync.domain.errors import DocumentConflictError
 from billing_sync.domain.events import InvoiceVoidedEvent
-from billing_sync.domain.journal import DocumentKind, ErpDocument, JournalLine
+from billing_sync.domain.journal import DocumentKind, ErpDocument
 from billing_sync.domain.mapping import AccountMapping
 
 
@@ -28,16 +28,7 @@ def void_document(event: InvoiceVoidedEvent, *, invoice: ErpDocument, mapping: A
         posting_date=mapping.entity(invoice.legal_entity).local_date(voided.voided_at),
         total=invoice.total,
         applies_to=(invoice.external_id,),
-        journal=tuple(
-            JournalLine(
-                account=line.account,
-                currency=line.currency,
-                debit=line.credit,
-                credit=line.debit,
-                memo=f"void {line.memo or invoice.external_id}",
-            )
-            for line in invoice.journal
-        ),
+        journal=tuple(line.reversed(f"void {line.memo or invoice.external_id}") for line in invoice.journal),
         source_event_id=event.event_id,
         memo=f"void of {invoice.memo or invoice.external_id}",
     )

@@ -36,6 +36,7 @@ from billing_sync.domain.journal import ErpDocument, ErpRef
 from billing_sync.domain.lineage import EventRef, ExceptionStage, LineageStatus
 from billing_sync.domain.mapping import AccountMapping
 from billing_sync.domain.outcomes import OutcomeRecorder
+from billing_sync.domain.periods import moved_note
 from billing_sync.domain.ports import (
     ClaimState,
     ErpClient,
@@ -190,7 +191,8 @@ class PostingService:
                 return self._park(event, ref, attempts=claim.attempts, first_seen=claim.first_seen, error=exhausted)
             self._mark_pending(event, ExceptionCategory.INTERNAL, f"{type(exc).__name__}: {exc}")
             raise
-        self._lineage.mark_posted(event.event_id, document_ids=document_ids, now=self._clock(), note=plan.note)
+        note = "; ".join(part for part in (plan.note, moved_note(plan.documents)) if part) or None
+        self._lineage.mark_posted(event.event_id, document_ids=document_ids, now=self._clock(), note=note)
         self._release(plan.provides + tuple(document_key(document.external_id) for document in plan.documents))
         return PostingResult(event.event_id, PostingStatus.POSTED, document_ids)
 
