@@ -126,6 +126,13 @@ def _parser(ops: ModuleType | None = None) -> argparse.ArgumentParser:
         default="INFO",
         help="level of the functions' JSON logs, written to stderr (default: %(default)s)",
     )
+    serve.add_argument(
+        "--stripe-fixtures",
+        type=Path,
+        metavar="DIR",
+        help="serve the read-only Stripe API (payouts' balance transactions, charges) from the JSON objects "
+        "in DIR, e.g. events/stripe_api; without it payouts park as needing the Stripe API",
+    )
 
     send = local_commands.add_parser(
         "send",
@@ -178,6 +185,7 @@ def serve(
     drain_timeout: float,
     log_level: str,
     *,
+    stripe_fixtures: Path | None = None,
     runtime_factory: Callable[..., Any] = LocalRuntime,
     collect: Callable[[Any], dict[str, Any]] | None = None,
 ) -> int:
@@ -202,7 +210,10 @@ def serve(
     runtime: Any = None
     try:
         try:
-            runtime = runtime_factory(webhook_secret=webhook_secret_from_env(), port=port, log_level=log_level).start()
+            stripe_api = {"stripe_fixtures": stripe_fixtures} if stripe_fixtures is not None else {}
+            runtime = runtime_factory(
+                webhook_secret=webhook_secret_from_env(), port=port, log_level=log_level, **stripe_api
+            ).start()
         except PortInUseError as exc:
             print(f"billing-sync: {exc}; choose another with --port", file=sys.stderr)
             return 2
@@ -262,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if report["ledger"]["balanced"] else 1
     if args.command == "send":
         return send(args.event_file, args.url)
-    return serve(args.port, args.report, args.drain_timeout, args.log_level)
+    return serve(args.port, args.report, args.drain_timeout, args.log_level, stripe_fixtures=args.stripe_fixtures)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from billing_sync_ops.runtime import REPO_ROOT, LocalRuntime
 from billing_sync_ops.signing import sign_stripe_payload
 
 EVENTS_DIR = REPO_ROOT / "events"
+STRIPE_API_FIXTURES = EVENTS_DIR / "stripe_api"  # what the local Stripe API double serves (payouts)
 # The samples' invoices run April to November 2026: the demo recognises every month through November.
 RECOGNITION_THROUGH = date(2026, 11, 30)
 
@@ -183,7 +184,7 @@ def write_report(report: dict[str, Any], path: Path | None) -> None:
 
 
 def run_demo(report_path: Path | None, *, drain_timeout: float = 90) -> dict[str, Any]:
-    with LocalRuntime(log_level="ERROR") as runtime:
+    with LocalRuntime(log_level="ERROR", stripe_fixtures=STRIPE_API_FIXTURES) as runtime:
         print(f"webhook endpoint: {runtime.webhook_url}", file=sys.stderr)
         send_samples(runtime)
         print("draining the posting queue ...", file=sys.stderr)

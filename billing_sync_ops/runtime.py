@@ -38,6 +38,7 @@ from billing_sync_ops.lambda_runtime import (
 from billing_sync_ops.local_stack import LocalStack, provision, synthesize_template
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_RATES_FILE = REPO_ROOT / "events" / "rates" / "ecb_2026-11.csv"
 LOCAL_WEBHOOK_SECRET = "whsec_local_billing_sync"
 WEBHOOK_SECRET_ENV = "BILLING_SYNC_STRIPE_WEBHOOK_SECRET"
 REGION = "us-east-1"
@@ -116,6 +117,7 @@ class LocalRuntime:
     time_scale: float = 0.01
     sweep_interval_seconds: float = 60.0
     log_level: str = "WARNING"
+    stripe_fixtures: Path | None = None  # a directory the local Stripe API double serves (else no Stripe API)
     accepted: dict[str, str] = field(default_factory=dict)  # event id -> source event id
     refused: list[dict[str, Any]] = field(default_factory=list)
 
@@ -187,7 +189,9 @@ class LocalRuntime:
             template, region=REGION, webhook_secrets=[self.webhook_secret], time_scale=self.time_scale
         )
         self._apply_function_environment()
+        self._point_at_stripe_api()
         self._session = boto3.session.Session(region_name=REGION)
+        self._load_sample_rates()
         self.sqs = self._session.client("sqs")
         self.stepfunctions = self._session.client("stepfunctions")
         self._visibility_changes = VisibilityChanges()
@@ -214,6 +218,26 @@ class LocalRuntime:
         self._threads.append(threading.Thread(target=self._sweep_forever, name="sweeper", daemon=True))
         for thread in self._threads:
             thread.start()
+
+    def _point_at_stripe_api(self) -> None:
+        """The posting functions read the local Stripe double with a dummy key, or without fixtures no Stripe
+        API at all (payouts then park as needing it): a local run never calls api.stripe.com."""
+        if self.stripe_fixtures is None:
+            os.environ.pop("STRIPE_API_KEY_SECRET_ARN", None)
+            return
+        from billing_sync_ops.stripe_double import StripeDouble
+
+        self._stripe_double = StripeDouble(self.stripe_fixtures).start()
+        os.environ["STRIPE_API_BASE"] = self._stripe_double.url
+        print(f"Stripe API double on {self._stripe_double.url} serving {self.stripe_fixtures}", file=sys.stderr)
+
+    def _load_sample_rates(self) -> None:
+        """The demo's exchange rates (events/rates/), stored before any event can wait for one."""
+        from billing_sync_ops.ops.rates import load_sample_rates
+
+        table = self.stack.outputs["MasterDataTableName"]
+        count = load_sample_rates(self._session.client("dynamodb"), table, SAMPLE_RATES_FILE)
+        print(f"loaded {count} exchange rates from {SAMPLE_RATES_FILE.name}", file=sys.stderr)
 
     def _log_to_stderr(self) -> None:
         """Handlers' Powertools logs go to stderr at `log_level`; `stop()` puts the logger back."""
@@ -435,6 +459,9 @@ class LocalRuntime:
         if getattr(self, "_visibility_changes", None) is not None:
             self._visibility_changes.uninstall()
         self._restore_logger()
+        if getattr(self, "_stripe_double", None) is not None:
+            self._stripe_double.stop()
+            self._stripe_double = None
         if getattr(self, "_moto", None) is not None:
             self._stop_executions()
             self._moto.stop()

@@ -1,4 +1,5 @@
-"""Operator commands: `dlq list|show|redrive|purge`, `replay`, `mapping check`, `recognize`, `revenue show`.
+"""Operator commands: `dlq list|show|redrive|purge`, `replay`, `mapping check`, `recognize`, `revenue show`,
+`period close|reopen|list`, `rates load`, `ledger trial-balance`, `fx revalue`.
 
 Wire into the `billing-sync` parser with `add_commands(subparsers)` and dispatch with `run(args)` when
 `args.ops_command` is set. Every command prints one JSON object with `--json`, human text otherwise;
@@ -63,6 +64,12 @@ def _through(text: str) -> Any:
     return parse_through(text)
 
 
+def _period(text: str) -> Any:
+    from billing_sync_ops.ops.periods import period_argument
+
+    return period_argument(text)
+
+
 def _common(parser: argparse.ArgumentParser, *, target: bool = True) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     if target:
@@ -79,7 +86,7 @@ def _filters(parser: argparse.ArgumentParser) -> None:
 
 
 def add_commands(subparsers: Any) -> None:
-    """Registers `dlq`, `replay`, `mapping`, `recognize` and `revenue` on the `billing-sync` sub-parsers."""
+    """Registers `dlq`, `replay`, `mapping`, `recognize`, `revenue`, `period` and `rates` on the sub-parsers."""
     dlq = subparsers.add_parser("dlq", help="the exception queue: list, show, redrive, purge")
     dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True)
 
@@ -142,6 +149,47 @@ def add_commands(subparsers: Any) -> None:
     _common(revenue_show)
     revenue_show.set_defaults(ops_command="revenue show")
 
+    period = subparsers.add_parser("period", help="each legal entity's posting calendar: close, reopen, list")
+    period_commands = period.add_subparsers(dest="period_command", required=True)
+    for verb, text in (("close", "close a period: nothing posts into it"), ("reopen", "open a closed period again")):
+        change = period_commands.add_parser(verb, help=text)
+        change.add_argument("entity", help="legal entity code, e.g. US01")
+        change.add_argument("period", type=_period, metavar="YYYY-MM")
+        change.add_argument("--mapping", type=Path, metavar="FILE", help="account mapping (default: the bundled one)")
+        _common(change)
+        change.set_defaults(ops_command=f"period {verb}")
+    period_list = period_commands.add_parser("list", help="every period ever closed or reopened, with its trail")
+    period_list.add_argument("--entity", help="only this legal entity")
+    period_list.add_argument("--mapping", type=Path, metavar="FILE", help="account mapping (default: the bundled one)")
+    _common(period_list)
+    period_list.set_defaults(ops_command="period list")
+
+    rates = subparsers.add_parser("rates", help="exchange rates posting translates with")
+    rates_commands = rates.add_subparsers(dest="rates_command", required=True)
+    rates_load = rates_commands.add_parser("load", help="store an ECB reference-rate CSV (daily or history)")
+    rates_load.add_argument("file", type=Path, help="eurofxref.csv or eurofxref-hist.csv")
+    _common(rates_load)
+    rates_load.set_defaults(ops_command="rates load")
+
+    ledger = subparsers.add_parser("ledger", help="the embedded ledger")
+    ledger_commands = ledger.add_subparsers(dest="ledger_command", required=True)
+    trial = ledger_commands.add_parser("trial-balance", help="debits and credits per entity, account and currency")
+    trial.add_argument("--entity", help="only this legal entity, e.g. US01")
+    trial.add_argument("--as-of", type=_through, metavar="YYYY-MM-DD", help="only documents posted on or before it")
+    trial.add_argument("--currency", choices=["transaction", "functional"], default="transaction", dest="basis")
+    trial.add_argument("--mapping", type=Path, metavar="FILE", help="account mapping (default: the bundled one)")
+    _common(trial)
+    trial.set_defaults(ops_command="ledger trial-balance")
+
+    fx = subparsers.add_parser("fx", help="foreign currency: month-end revaluation")
+    fx_commands = fx.add_subparsers(dest="fx_command", required=True)
+    fx_revalue = fx_commands.add_parser("revalue", help="revalue open foreign balances at a month end, and reverse")
+    fx_revalue.add_argument("--period", type=_period, required=True, metavar="YYYY-MM", help="the month to revalue")
+    fx_revalue.add_argument("--entity", help="only this legal entity (default: every entity of the mapping)")
+    fx_revalue.add_argument("--mapping", type=Path, metavar="FILE", help="account mapping (default: the bundled one)")
+    _common(fx_revalue)
+    fx_revalue.set_defaults(ops_command="fx revalue")
+
 
 def run(args: argparse.Namespace) -> int:
     """Runs the operator command `args` was parsed for; returns the exit code."""
@@ -156,6 +204,18 @@ def run(args: argparse.Namespace) -> int:
     if command == "replay" and args.start is not None and args.end is None:
         log("replay --from needs --to")
         return EXIT_USAGE
+    if command is not None and command.startswith("period "):
+        from billing_sync_ops.ops.periods import usage_error
+
+        if (problem := usage_error(getattr(args, "entity", None), args.mapping)) is not None:
+            log(problem)
+            return EXIT_USAGE
+    if command == "rates load":
+        from billing_sync_ops.ops.rates import usage_error as rates_usage_error
+
+        if (problem := rates_usage_error(args)) is not None:
+            log(problem)
+            return EXIT_USAGE
     try:
         target = resolve_target(args)
         return _run_on_target(command, args, target)
@@ -211,5 +271,32 @@ def _run_on_target(command: str | None, args: argparse.Namespace, target: Any) -
         from billing_sync_ops.ops.revenue import revenue_show
 
         return revenue_show(target, args.invoice, as_json=args.json)
+    if command in ("period close", "period reopen"):
+        from billing_sync_ops.ops.periods import set_period
+
+        return set_period(target, args.entity, args.period, closed=command == "period close", as_json=args.json)
+    if command == "period list":
+        from billing_sync_ops.ops.periods import list_periods
+
+        return list_periods(target, args.entity, as_json=args.json)
+    if command == "rates load":
+        from billing_sync_ops.ops.rates import load_rates
+
+        return load_rates(target, args.file, args.rates, as_json=args.json)
+    if command == "ledger trial-balance":
+        from billing_sync_ops.ops.ledger import run_trial_balance
+
+        return run_trial_balance(
+            target,
+            legal_entity=args.entity,
+            as_of=args.as_of,
+            basis=args.basis,
+            mapping_file=args.mapping,
+            as_json=args.json,
+        )
+    if command == "fx revalue":
+        from billing_sync_ops.ops.fx import run_revalue
+
+        return run_revalue(target, args.period, legal_entity=args.entity, mapping_file=args.mapping, as_json=args.json)
     log(f"unknown operator command {command!r}")
     return EXIT_USAGE

@@ -20,12 +20,15 @@ from typing import Any, cast
 
 import pydantic
 
+from billing_sync.domain.bookkeeping import Bookkeeper
 from billing_sync.domain.journal import DocumentKind
 from billing_sync.domain.mapping import AccountMapping, AccountRole
 from billing_sync.domain.money import Money
+from billing_sync.domain.ports import PeriodCalendar
 from billing_sync.domain.recognition_job import RecognitionService, Release
 from billing_sync.erp.ledger import DynamoLedgerErpClient
 from billing_sync.settings import DEFAULT_MAPPING_FILE
+from billing_sync.state.periods import DynamoPeriodCalendar
 from billing_sync_ops.ops.output import EXIT_ITEMS_FAILED, EXIT_OK, EXIT_USAGE, emit, log, progress
 from billing_sync_ops.ops.target import Target
 
@@ -56,6 +59,12 @@ def ledger_of(target: Target) -> DynamoLedgerErpClient:
     return DynamoLedgerErpClient(target.client("dynamodb"), target.output("LedgerTableName"))
 
 
+def calendar_of(target: Target) -> DynamoPeriodCalendar | None:
+    """The entities' posting calendar (in the master-data table), None on a target without one."""
+    table = target.optional_output("MasterDataTableName")
+    return DynamoPeriodCalendar(target.client("dynamodb"), table, cache_seconds=0) if table else None
+
+
 def invoice_external_id(identifier: str) -> str:
     """`in_...` (a Stripe invoice id) or `stripe-invoice-in_...` (its external id) -> the external id."""
     identifier = identifier.strip()
@@ -72,12 +81,16 @@ def recognise(
     *,
     progress: Callable[[int, int], None] | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    calendar: PeriodCalendar | None = None,
 ) -> dict[str, Any]:
     """Runs the recognition job on `ledger` through `through`; returns the summary `recognize --json` prints.
 
+    With the entities' `calendar`, no release posts into a closed period.
+
     The same code runs from the CLI and the local demo. ErpClient and mapping errors raise.
     """
-    service = RecognitionService(erp=ledger, mapping=mapping, clock=clock)
+    bookkeeper = Bookkeeper(mapping=mapping, erp=ledger, periods=calendar)
+    service = RecognitionService(erp=ledger, mapping=mapping, clock=clock, bookkeeper=bookkeeper)
     releases = service.run(through, progress=progress)
     return summarise(releases, through, _currencies(ledger))
 
@@ -111,7 +124,7 @@ def summarise(releases: Iterable[Release], through: date, currencies: dict[str, 
                 "document_id": release.document_id,
             }
         )
-        by_month[release.month][currency] += release.amount
+        by_month[release.month[:7]][currency] += release.amount  # a daily release counts in its month
         by_currency[currency] += release.amount
     created.sort(key=lambda entry: (entry["month"], entry["source"]))
     return {
@@ -132,7 +145,13 @@ def run_recognize(target: Target, through: date, *, mapping_file: Path | None, a
     ledger = ledger_of(target)
     try:
         with progress(f"recognising revenue through {through.isoformat()}", None) as advance:
-            summary = recognise(ledger, mapping, through, progress=advance)
+            summary = recognise(
+                ledger,
+                mapping,
+                through,
+                progress=advance,
+                calendar=calendar_of(target),
+            )
     except Exception as exc:  # an ERP or mapping error stops the run; what was posted stays posted
         log(f"recognition stopped: {type(exc).__name__}: {exc}; run it again once fixed (nothing posts twice)")
         return EXIT_ITEMS_FAILED
@@ -187,9 +206,8 @@ def revenue_show(target: Target, identifier: str, *, as_json: bool) -> int:
     released: dict[str, int] = defaultdict(int)
     for document in ledger.applied_to(external_id):
         if document.kind is DocumentKind.RECOGNITION:
-            released[document.external_id.rpartition(_RECOGNITION)[2] or document.posting_date.strftime("%Y-%m")] += (
-                document.total
-            )
+            period = document.external_id.rpartition(_RECOGNITION)[2] or document.posting_date.strftime("%Y-%m")
+            released[period[:7]] += document.total  # a daily release counts in its month
     to_release = sum(cast(int, row["amount"]) - cast(int, row["recognised_at_posting"]) for row in obligations)
     payload = {
         "command": "revenue show",

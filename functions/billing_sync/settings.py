@@ -65,6 +65,11 @@ class PostingSettings(_Settings):
     posting_retry_cap_seconds: int = Field(default=900, ge=0, le=43200)  # SQS visibility is at most 12 h
     erp_circuit_failure_threshold: int = Field(default=5, ge=1)
     erp_circuit_cool_down_seconds: int = Field(default=60, ge=1, le=900)  # SQS DelaySeconds is at most 900
+    # The read-only Stripe API (payouts, a charge's balance transaction): a restricted key in Secrets Manager.
+    stripe_api_key_secret_arn: str | None = Field(default=None, min_length=1)
+    stripe_api_base: str = Field(default="https://api.stripe.com", pattern=r"^https?://")
+    stripe_api_timeout_seconds: float = Field(default=5.0, gt=0, le=20)
+    secret_cache_seconds: int = Field(default=300, ge=0)
 
 
 @cache

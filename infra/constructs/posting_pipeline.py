@@ -3,11 +3,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, Fn, RemovalPolicy, SecretValue
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
@@ -34,6 +35,7 @@ EXCEPTION_RETENTION = Duration.days(14)
 BUS_DELIVERY_RETRY_ATTEMPTS = 8
 BUS_DELIVERY_MAX_EVENT_AGE = Duration.hours(24)
 SWEEP_RETRY_ATTEMPTS = 2
+STRIPE_API_BASE = "https://api.stripe.com"
 
 
 class PostingPipeline(Construct):
@@ -119,13 +121,17 @@ class PostingPipeline(Construct):
                 "POSTING_MAX_RECEIVE_COUNT": str(MAX_RECEIVE_COUNT),
             }
         )
+        self.stripe_api_key = self._stripe_api_key()
+        # Only the two functions that plan postings read the Stripe API (payouts, a charge's settlement);
+        # the refund saga's task function shares `environment` but neither the key's name nor its grant.
+        stripe_api = {"STRIPE_API_KEY_SECRET_ARN": self.stripe_api_key.secret_arn, "STRIPE_API_BASE": STRIPE_API_BASE}
         self.function = function_factory.create(
             self,
             "PostToErpFunction",
             handler_module="post_to_erp",
             timeout=POSTING_TIMEOUT,
             description="Claims, validates, maps and posts canonical finance events to the ERP",
-            environment=dict(self.environment),
+            environment={**self.environment, **stripe_api},
         )
         self.sweep_function = function_factory.create(
             self,
@@ -133,9 +139,10 @@ class PostingPipeline(Construct):
             handler_module="sweep_waiting_room",
             timeout=Duration.minutes(5),
             description="Posts again events held for a dependency; parks those past the wait horizon",
-            environment=dict(self.environment),
+            environment={**self.environment, **stripe_api},
         )
         for function in (self.function, self.sweep_function):
+            self.stripe_api_key.grant_read(function)
             for table in tables.all:
                 table.grant_read_write_data(function)
             self.exception_queue.grant_send_messages(function)
@@ -181,6 +188,28 @@ class PostingPipeline(Construct):
                 max_concurrency=POSTING_MAX_CONCURRENCY,
             )
         )
+
+    def _stripe_api_key(self) -> secretsmanager.Secret:
+        # A restricted key with read access to balance, charges, payouts and invoices only. The placeholder
+        # embeds the stack id (stable across deploys, so a deploy never overwrites the operator's key).
+        secret = secretsmanager.Secret(
+            self,
+            "StripeApiRestrictedKey",
+            description="Stripe restricted API key (rk_...), read-only: balance, charges, payouts, invoices",
+            secret_string_value=SecretValue.unsafe_plain_text(Fn.sub("rk_placeholder_${AWS::StackId}")),
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        NagSuppressions.add_resource_suppressions(
+            secret,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-SMG4",
+                    reason="Stripe API keys are rolled in the Stripe dashboard (with an overlap period), not by "
+                    "a rotation Lambda; the operator puts the new restricted key here.",
+                )
+            ],
+        )
+        return secret
 
     @property
     def functions(self) -> list[lambda_.Function]:

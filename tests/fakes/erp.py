@@ -53,7 +53,7 @@ class InMemoryErpClient:
         with self._lock:
             return iter([d for d in self.documents.values() if d.kind is kind])
 
-    def all_documents(self, legal_entity: str | None = None) -> Iterator[ErpDocument]:
+    def posted_documents(self, legal_entity: str | None = None) -> Iterator[ErpDocument]:
         with self._lock:
             return iter([d for d in self.documents.values() if legal_entity in (None, d.legal_entity)])
 

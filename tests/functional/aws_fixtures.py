@@ -13,6 +13,8 @@ from moto import mock_aws
 
 from billing_sync import composition
 from billing_sync.aws.exception_store import OPEN_BY_CATEGORY_INDEX
+from billing_sync.state.rates import DynamoRateTable
+from tests.fakes.rates import sample_rates
 
 WEBHOOK_SECRET = "whsec_test_4eC39HqLyjWDarjtT1zdp7dc"
 
@@ -103,6 +105,12 @@ def create_waiting_room(client: Any, name: str = "waiting-room") -> str:
         BillingMode="PAY_PER_REQUEST",
     )
     return name
+
+
+def seed_sample_rates(dynamodb: Any, table: str = "master-data") -> int:
+    """The shipped ECB-format rates in the master-data table, for moto tests that post foreign currency
+    (opt-in: a thousand moto writes would slow every other test)."""
+    return DynamoRateTable(dynamodb, table).put_rates(sample_rates())
 
 
 @pytest.fixture

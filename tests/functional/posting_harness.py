@@ -6,14 +6,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from billing_sync.domain.bookkeeping import Bookkeeper
 from billing_sync.domain.events import FinanceEvent
 from billing_sync.domain.mapping import AccountMapping
+from billing_sync.domain.ports import SourceReader
 from billing_sync.domain.posting import PostingService
 from billing_sync.domain.posting.service import DEFAULT_WAIT_HORIZON, PostingResult
 from billing_sync.settings import DEFAULT_MAPPING_FILE
 from billing_sync.sources.stripe import StripeNormaliser
 from tests.builders import load_event
 from tests.fakes.erp import InMemoryErpClient
+from tests.fakes.rates import InMemoryRateTable, sample_rate_table
 from tests.fakes.stores import (
     InMemoryExceptionQueue,
     InMemoryLineageStore,
@@ -64,6 +67,12 @@ class PostingHarness:
     wait_horizon: timedelta = DEFAULT_WAIT_HORIZON
     catalogue_required: bool = False
     workflows: RecordingWorkflows = field(default_factory=RecordingWorkflows)
+    rates: InMemoryRateTable = field(default_factory=sample_rate_table)
+    reader: SourceReader | None = None  # the Stripe API; None: no balance transactions, rates from the table
+
+    @property
+    def bookkeeper(self) -> Bookkeeper:
+        return Bookkeeper(mapping=mapping(), erp=self.erp, rates=self.rates)
 
     @property
     def service(self) -> PostingService:
@@ -80,6 +89,8 @@ class PostingHarness:
             wait_horizon=self.wait_horizon,
             catalogue_required=self.catalogue_required,
             workflows=self.workflows,
+            bookkeeper=self.bookkeeper,
+            reader=self.reader,
         )
 
 

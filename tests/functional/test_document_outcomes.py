@@ -25,6 +25,7 @@ from tests.functional.posting_harness import Clock, WaitingHarness, canonical
 RECEIVABLE = "1200 Accounts Receivable"
 PAYMENT_CLEARING = "1150 Payment Clearing"
 CUSTOMER_CREDIT = "2200 Customer Credit Balances"
+REALISED_FX = "7100 Realised FX Gain/Loss"
 SERVICES_REVENUE = "4100 Professional Services Revenue"
 
 RENEWAL_INVOICE = "stripe-invoice-in_195RYKNx4RkL2mQeXZrXWZ9C"
@@ -224,11 +225,17 @@ def test_overpayment_books_the_excess_to_customer_credit_not_receivable(harness:
     assert result.status is PostingStatus.POSTED
     payment = harness.erp.documents["stripe-payment-inpay_1DQECSNx4RkL2mQeW6hniwyL"]
     assert payment.total == 73000
-    assert sorted((line.account, line.debit, line.credit) for line in payment.journal) == [
+    in_eur = [line for line in payment.journal if line.debit or line.credit]
+    assert sorted((line.account, line.debit, line.credit) for line in in_eur) == [
         (PAYMENT_CLEARING, 73000, 0),
         (RECEIVABLE, 0, 72400),
         (CUSTOMER_CREDIT, 0, 600),
     ]
+    # AND the receivable leaves US01's books at the invoice's USD amount; the rate difference is realised FX
+    assert [line.account for line in payment.journal if line not in in_eur] == [REALISED_FX]
+    assert sum(line.functional_debit for line in payment.journal) == sum(
+        line.functional_credit for line in payment.journal
+    )
     assert harness.receivable("stripe-invoice-in_1i38poNx4RkL2mQe5gvnMH7Q") == 0
 
 

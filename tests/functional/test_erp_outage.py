@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from billing_sync.aws.redelivery import SqsMessageRedelivery
+from billing_sync.domain.bookkeeping import Bookkeeper
 from billing_sync.domain.errors import ErpTransientError, ExceptionCategory
 from billing_sync.domain.journal import ErpDocument, ErpRef
 from billing_sync.domain.lineage import LineageStatus
@@ -158,14 +159,16 @@ def make_outage(
         failure_threshold=threshold, cool_down_seconds=cool_down, clock=lambda: (clock.now - START).total_seconds()
     )
     harness = PostingHarness(erp=erp, clock=clock)
+    guarded = CircuitBreakerErpClient(erp, breaker)
     service = PostingService(
-        erp=CircuitBreakerErpClient(erp, breaker),
+        erp=guarded,
         lineage=harness.lineage,
         master_data=harness.master_data,
         exceptions=harness.exceptions,
         mapping=mapping(),
         clock=clock,
         claim_lease=CLAIM_LEASE,
+        bookkeeper=Bookkeeper(mapping=mapping(), erp=guarded, rates=harness.rates),
     )
     queue = SimulatedQueue(clock)
     scheduler = RetryScheduler(

@@ -43,6 +43,7 @@ def saga(harness: PostingHarness) -> RefundSaga:
         exceptions=harness.exceptions,
         mapping=mapping(),
         clock=harness.clock,
+        bookkeeper=harness.bookkeeper,
     )
 
 

@@ -15,6 +15,8 @@ pytestmark = pytest.mark.infra
 DEFINITION_FILE = Path(__file__).resolve().parents[2] / "infra" / "statemachines" / "refund_saga.asl.json"
 TASKS_PLACEHOLDER = "RefundSagaTasksArn"
 SAGA_VARIABLES = {"REFUND_SAGA_ARN", "SAGA_WAIT_SECONDS", "SAGA_MAX_WAITS"}
+# Only the posting and sweep functions read the Stripe API (tests/infra/test_stripe_api_secret.py).
+STRIPE_API_VARIABLES = {"STRIPE_API_KEY_SECRET_ARN", "STRIPE_API_BASE"}
 # What CDK adds to a state machine role for logging to CloudWatch Logs and for X-Ray tracing.
 LOG_DELIVERY_ACTIONS = {
     "logs:CreateLogDelivery",
@@ -142,7 +144,9 @@ def test_the_task_function_runs_on_the_posting_settings_without_the_saga_arn(syn
 
     # THEN it has the posting function's environment, less what starts sagas (which would be a cycle)
     assert task["Properties"]["Timeout"] == 30
-    assert task_variables == {k: v for k, v in posting_variables.items() if k not in SAGA_VARIABLES}
+    assert task_variables == {
+        k: v for k, v in posting_variables.items() if k not in SAGA_VARIABLES | STRIPE_API_VARIABLES
+    }
 
 
 def test_the_task_function_may_use_only_the_saga_tables_and_the_exception_queue(synthesised):

@@ -161,7 +161,7 @@ def test_finance_event_validates_the_payload_against_the_named_type_only():
 
 def test_finance_event_refuses_an_unknown_event_type():
     # GIVEN
-    data = {**canonical_json("stripe_invoice_finalized"), "event_type": "dispute.created"}
+    data = {**canonical_json("stripe_invoice_finalized"), "event_type": "dispute.funds_withdrawn"}
 
     # WHEN / THEN
     with pytest.raises(pydantic.ValidationError) as caught:

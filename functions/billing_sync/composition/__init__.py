@@ -14,7 +14,15 @@ def reset() -> None:
     from aws_lambda_powertools.utilities import parameters
 
     from billing_sync import settings
-    from billing_sync.composition import aws, failed_delivery, ingest, posting, recognition, refund_saga
+    from billing_sync.composition import (
+        aws,
+        bookkeeping,
+        failed_delivery,
+        ingest,
+        posting,
+        recognition,
+        refund_saga,
+    )
 
     for cached in (
         aws.aws_client,
@@ -23,6 +31,8 @@ def reset() -> None:
         failed_delivery.failed_delivery_recorder,
         posting.posting_service,
         posting.erp_client,
+        posting.stripe_reader,
+        bookkeeping.bookkeeper,
         refund_saga.refund_saga,
         recognition.recognition_service,
         posting.posting_retries,

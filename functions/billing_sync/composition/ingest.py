@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import time
 from functools import cache
+from pathlib import Path
 
 from billing_sync.aws.archive import S3RawArchive
 from billing_sync.aws.bus import EventBridgePublisher
 from billing_sync.composition.aws import aws_client, exception_queue, utc_now
 from billing_sync.domain.ingest import IngestService
+from billing_sync.domain.mapping import AccountMapping
 from billing_sync.domain.webhook import WebhookIntake
-from billing_sync.settings import IngestSettings, partner_settings, webhook_settings
+from billing_sync.settings import DEFAULT_MAPPING_FILE, IngestSettings, partner_settings, webhook_settings
 from billing_sync.sources.stripe import StripeNormaliser, verify_signature
 from billing_sync.state.dynamo import DynamoLineageStore
 
@@ -25,9 +27,17 @@ def parse_secret_list(value: str) -> list[str]:
     return secrets
 
 
+def stripe_account_entities(mapping_file: Path = DEFAULT_MAPPING_FILE) -> dict[str, str]:
+    """Which legal entity owns each Stripe account (`acct_…`), from the bundled account mapping."""
+    mapping = AccountMapping.model_validate_json(mapping_file.read_bytes())
+    return {account: code for code, entity in mapping.legal_entities.items() for account in entity.stripe_accounts}
+
+
 def _ingest_service(settings: IngestSettings) -> IngestService:
     return IngestService(
-        normaliser=StripeNormaliser(default_legal_entity=settings.default_legal_entity),
+        normaliser=StripeNormaliser(
+            default_legal_entity=settings.default_legal_entity, stripe_accounts=stripe_account_entities()
+        ),
         archive=S3RawArchive(aws_client("s3"), settings.raw_archive_bucket),
         publisher=EventBridgePublisher(aws_client("events"), settings.billing_bus_name),
         lineage=DynamoLineageStore(aws_client("dynamodb"), settings.lineage_table_name),

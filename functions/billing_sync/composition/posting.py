@@ -16,11 +16,14 @@ from billing_sync.domain.retry import RetryPolicy, RetryScheduler
 from billing_sync.erp.circuit_breaker import CircuitBreaker, CircuitBreakerErpClient
 from billing_sync.erp.ledger import DynamoLedgerErpClient
 from billing_sync.settings import posting_settings
+from billing_sync.sources.stripe.api import StripeApiReader
 from billing_sync.state.dynamo import DynamoLineageStore, DynamoMasterDataStore, DynamoWaitingRoom
 
 
 @cache
 def posting_service() -> PostingService:
+    from billing_sync.composition.bookkeeping import bookkeeper  # it builds on this module's erp_client
+
     settings = posting_settings()
     dynamodb = aws_client("dynamodb")
     sqs = aws_client("sqs")
@@ -38,7 +41,25 @@ def posting_service() -> PostingService:
         catalogue_required=settings.catalogue_required,
         workflows=_workflows(),
         saga_lease=timedelta(seconds=settings.saga_wait_seconds * (settings.saga_max_waits + 1) + 86400),
+        bookkeeper=bookkeeper(),
+        reader=stripe_reader(),
     )
+
+
+@cache
+def stripe_reader() -> StripeApiReader | None:
+    """The read-only Stripe API with the restricted key from Secrets Manager (read on first use, cached)."""
+    settings = posting_settings()
+    secret_arn = settings.stripe_api_key_secret_arn
+    if secret_arn is None:
+        return None
+
+    def api_key() -> str:
+        from aws_lambda_powertools.utilities import parameters  # imports boto3: first use only
+
+        return str(parameters.get_secret(secret_arn, max_age=settings.secret_cache_seconds)).strip()
+
+    return StripeApiReader(settings.stripe_api_base, api_key, timeout_seconds=settings.stripe_api_timeout_seconds)
 
 
 def _workflows() -> StepFunctionsWorkflows | None:

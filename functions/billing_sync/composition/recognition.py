@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cache
 
 from billing_sync.composition.aws import utc_now
+from billing_sync.composition.bookkeeping import bookkeeper
 from billing_sync.composition.posting import erp_client
 from billing_sync.domain.mapping import AccountMapping
 from billing_sync.domain.recognition_job import RecognitionService
@@ -17,6 +18,7 @@ def recognition_service() -> RecognitionService:
         erp=erp_client(),
         mapping=AccountMapping.model_validate_json(posting_settings().mapping_file.read_bytes()),
         clock=utc_now,
+        bookkeeper=bookkeeper(),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cache
 
 from billing_sync.composition.aws import aws_client, exception_queue, utc_now
+from billing_sync.composition.bookkeeping import bookkeeper
 from billing_sync.composition.posting import erp_client
 from billing_sync.domain.mapping import AccountMapping
 from billing_sync.domain.refunds import RefundSaga
@@ -23,4 +24,5 @@ def refund_saga() -> RefundSaga:
         exceptions=exception_queue(settings.exception_queue_url, settings.exception_table_name),
         mapping=AccountMapping.model_validate_json(settings.mapping_file.read_bytes()),
         clock=utc_now,
+        bookkeeper=bookkeeper(),
     )

@@ -12,6 +12,7 @@ A document already in the functional currency needs no rate and no read.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
 
 from billing_sync.domain.errors import EventValidationError
@@ -74,10 +75,12 @@ class Bookkeeper:
             residual = AccountRole.FX_ROUNDING
             if document.kind in CASH_KINDS and settled is not None:
                 cash = {self._account(document, role) for role in CASH_ROLES}
+                booked_by = self._booked_by(document, settled)
                 carried = {
                     line.account: found
                     for line in document.journal
-                    if line.account not in cash and (found := carried_rate(settled, line.account)) is not None
+                    if line.account not in cash
+                    and (found := next(filter(None, (carried_rate(d, line.account) for d in booked_by)), None))
                 }
                 residual = AccountRole.REALISED_FX
             return translate(
@@ -127,6 +130,17 @@ class Bookkeeper:
         if found is None:
             raise MissingRateError(base, quote, on)
         return found
+
+    def _booked_by(self, document: ErpDocument, settled: ErpDocument) -> Iterator[ErpDocument]:
+        """Where the balances cash relieves were booked: the settled document; for a refund also the credit
+        memos and credit notes on its payment and invoice (their refund liability is what the refund pays)."""
+        yield settled
+        if document.kind not in (DocumentKind.REFUND, DocumentKind.REFUND_REVERSAL):
+            return
+        for applied_to in (settled.external_id, *settled.applies_to):
+            for other in self._erp.applied_to(applied_to):
+                if other.kind is DocumentKind.CREDIT_MEMO and other.functional_currency is not None:
+                    yield other
 
     def _settled_document(self, document: ErpDocument) -> ErpDocument | None:
         if not document.applies_to or document.kind in OWN_RATE_KINDS:

@@ -16,7 +16,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, m
 from billing_sync.domain.money import CurrencyCode, MinorUnits, SignedMinorUnits
 
 SCHEMA_VERSION: Literal["1.1"] = "1.1"
-"""1.1: signed line amounts, taxes per rate, customer balance, payment channel, invoice.paid."""
+"""1.1: signed line amounts, taxes per rate, customer balance, payment channel, invoice.paid; payout.paid,
+payout.failed, dispute.created, dispute.closed (new types, added compatibly)."""
 
 _EVENT_ID_NAMESPACE = uuid.UUID("6f1c3f0e-5b7a-4d55-9a55-3c1f5e0b9a10")
 
@@ -46,6 +47,10 @@ class EventType(StrEnum):
     REFUND_ISSUED = "refund.issued"
     PRODUCT_UPSERTED = "product.upserted"
     PRICE_UPSERTED = "price.upserted"
+    PAYOUT_PAID = "payout.paid"
+    PAYOUT_FAILED = "payout.failed"
+    DISPUTE_CREATED = "dispute.created"
+    DISPUTE_CLOSED = "dispute.closed"
 
 
 class _Model(BaseModel):
@@ -315,6 +320,47 @@ class RefundIssued(_Model):
     reason: str | None = None
 
 
+class PayoutChanged(_Model):
+    """A payout from the processor's balance to a bank account, in the settlement currency."""
+
+    payout_id: NonEmptyStr
+    status: Literal["paid", "failed", "canceled", "pending", "in_transit"]
+    currency: CurrencyCode
+    amount: MinorUnits
+    arrival_date: AwareDatetime
+    destination: str | None = Field(default=None, description="The bank account (`ba_…`); a mapping key.")
+    automatic: bool = True
+    balance_transaction_id: str | None = None
+    failure_code: str | None = None
+    failure_message: str | None = None
+
+
+class DisputeFunds(_Model):
+    """A balance transaction of a dispute: funds withdrawn (negative) or reinstated (positive), with the fee."""
+
+    balance_transaction_id: NonEmptyStr
+    reporting_category: str | None = Field(default=None, description="`dispute` or `dispute_reversal`.")
+    currency: CurrencyCode = Field(description="Settlement currency.")
+    amount: SignedMinorUnits
+    fee: SignedMinorUnits = 0
+    net: SignedMinorUnits
+    created: AwareDatetime
+
+
+class DisputeChanged(_Model):
+    """A dispute (chargeback) of a charge; `funds` are its balance transactions so far."""
+
+    dispute_id: NonEmptyStr
+    charge_id: NonEmptyStr
+    payment_intent_id: str | None = None
+    status: NonEmptyStr
+    reason: str | None = None
+    currency: CurrencyCode
+    amount: MinorUnits
+    opened_at: AwareDatetime
+    funds: tuple[DisputeFunds, ...] = ()
+
+
 # ---- envelopes ------------------------------------------------------------------------------
 
 
@@ -420,6 +466,26 @@ class RefundIssuedEvent(_Envelope):
     data: RefundIssued
 
 
+class PayoutPaidEvent(_Envelope):
+    event_type: Literal["payout.paid"] = "payout.paid"
+    data: PayoutChanged
+
+
+class PayoutFailedEvent(_Envelope):
+    event_type: Literal["payout.failed"] = "payout.failed"
+    data: PayoutChanged
+
+
+class DisputeCreatedEvent(_Envelope):
+    event_type: Literal["dispute.created"] = "dispute.created"
+    data: DisputeChanged
+
+
+class DisputeClosedEvent(_Envelope):
+    event_type: Literal["dispute.closed"] = "dispute.closed"
+    data: DisputeChanged
+
+
 FinanceEvent = Annotated[
     CustomerUpsertedEvent
     | ProductUpsertedEvent
@@ -436,7 +502,11 @@ FinanceEvent = Annotated[
     | PaymentSettledEvent
     | PaymentFailedEvent
     | CreditNoteIssuedEvent
-    | RefundIssuedEvent,
+    | RefundIssuedEvent
+    | PayoutPaidEvent
+    | PayoutFailedEvent
+    | DisputeCreatedEvent
+    | DisputeClosedEvent,
     Field(discriminator="event_type"),
 ]
 """Any canonical finance event, discriminated by `event_type`."""
@@ -462,5 +532,9 @@ EVENT_MODELS: dict[EventType, type[_Envelope]] = {
         PaymentFailedEvent,
         CreditNoteIssuedEvent,
         RefundIssuedEvent,
+        PayoutPaidEvent,
+        PayoutFailedEvent,
+        DisputeCreatedEvent,
+        DisputeClosedEvent,
     )
 }

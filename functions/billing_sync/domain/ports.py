@@ -36,7 +36,7 @@ class ErpClient(Protocol):
         """Every posted document of `kind` (for scheduled jobs such as revenue recognition)."""
         ...
 
-    def documents(self, legal_entity: str | None = None) -> Iterator[ErpDocument]:
+    def posted_documents(self, legal_entity: str | None = None) -> Iterator[ErpDocument]:
         """Every posted document (of `legal_entity`), whole: for the trial balance and month-end revaluation."""
         ...
 
@@ -242,6 +242,7 @@ class BalanceTransaction:
     exchange_rate: Decimal | None = None
     reporting_category: str | None = None
     fee_details: tuple[tuple[str, int], ...] = ()  # (type, amount) per fee component
+    payment_intent: str | None = None  # the source charge's payment intent, when the reader knows it
 
 
 class SourceReader(Protocol):

@@ -6,7 +6,10 @@ earned by then was booked as revenue at posting). A credit note's deferred share
 obligation over the rest of the line's period. For each source document and each month that has
 ended by `through`, one journal (Dr Deferred revenue / Cr Revenue per obligation, signed) is posted
 with the external id `<source document>-recognition-<YYYY-MM>`: running the job twice posts nothing
-twice, and a late run catches up every month since the posting.
+twice, and a late run catches up every month since the posting. An entity whose `recognition_period`
+is `day` gets one journal per day instead (`<source document>-recognition-<YYYY-MM-DD>`), summing to
+the same monthly amounts. Each journal goes through the Bookkeeper as a scheduled document: one dated
+in a closed period posts on the first day of the first open period and keeps its external id.
 
 A voided invoice stops recognising on its void date and what its releases recognised is reversed
 (`<invoice>-recognition-void`); a written-off invoice stops on its write-off date.
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from billing_sync.domain.accounting.books import Books
+from billing_sync.domain.bookkeeping import Bookkeeper
 from billing_sync.domain.errors import NothingToPostError
 from billing_sync.domain.journal import DocumentKind, DocumentLine, ErpDocument, JournalLine
 from billing_sync.domain.mapping import AccountMapping, AccountRole
@@ -30,7 +34,7 @@ from billing_sync.domain.recognition import Obligation, utc_date
 @dataclass(frozen=True)
 class Release:
     source: str  # external id of the invoice or credit memo whose obligations are released
-    month: str  # YYYY-MM
+    month: str  # the release's period: YYYY-MM, or YYYY-MM-DD for an entity that recognises by day
     amount: int  # signed: what moves from deferred revenue to revenue
     document_id: str | None = None
     created: bool = False
@@ -48,6 +52,19 @@ def _months(first: date, last: date) -> Iterator[date]:
         current = month_end(current + timedelta(days=1))
 
 
+def _days(first: date, last: date) -> Iterator[date]:
+    current = first
+    while current <= last:
+        yield current
+        current += timedelta(days=1)
+
+
+def booked_on(document: ErpDocument) -> date:
+    """The day whose earned share the document booked as revenue: its own date, even when it posted later
+    (moved out of a closed period), since the catch-up was computed on that date."""
+    return document.document_date or document.posting_date
+
+
 def released_through(line: DocumentLine, booked_on: date, day: date) -> int:
     """What the recognition job has released of `line` by the end of `day` (0 before its posting)."""
     if line.obligation is None or line.service_start is None or line.service_end is None:
@@ -57,10 +74,18 @@ def released_through(line: DocumentLine, booked_on: date, day: date) -> int:
 
 
 class RecognitionService:
-    def __init__(self, *, erp: ErpClient, mapping: AccountMapping, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        *,
+        erp: ErpClient,
+        mapping: AccountMapping,
+        clock: Callable[[], datetime],
+        bookkeeper: Bookkeeper | None = None,
+    ) -> None:
         self._erp = erp
         self._mapping = mapping
         self._clock = clock
+        self._bookkeeper = bookkeeper or Bookkeeper(mapping=mapping, erp=erp)
 
     def run(self, through: date, *, progress: Callable[[int, int], None] | None = None) -> list[Release]:
         """Posts every month that ended on or before `through` and is not posted yet (ErpClient errors raise)."""
@@ -104,7 +129,7 @@ class RecognitionService:
                         "amount": line.obligation,
                         "currency": source.currency,
                         "period": [obligation.start.isoformat(), obligation.end.isoformat()],
-                        "recognised_at_posting": obligation.earned_through(source.posting_date),
+                        "recognised_at_posting": obligation.earned_through(booked_on(source)),
                         "by_month": {f"{y:04d}-{m:02d}": amount for (y, m), amount in obligation.by_month().items()},
                     }
                 )
@@ -117,24 +142,28 @@ class RecognitionService:
         if not lines:
             return []
         last_service_day = max(utc_date(line.service_end) for line in lines if line.service_end)  # type: ignore[arg-type]
+        start = booked_on(source)
+        daily = self._mapping.entity(source.legal_entity).recognition_period == "day"
+        ends = (
+            _days(start, min(through, last_service_day))
+            if daily
+            else _months(start, min(through, month_end(last_service_day)))
+        )
         releases = []
-        for end in _months(source.posting_date, min(through, month_end(last_service_day))):
-            previous = end.replace(day=1) - timedelta(days=1)
+        for end in ends:
+            previous = end - timedelta(days=1) if daily else end.replace(day=1) - timedelta(days=1)
             amounts = [
-                (
-                    line,
-                    released_through(line, source.posting_date, end)
-                    - released_through(line, source.posting_date, previous),
-                )
-                for line in lines
+                (line, released_through(line, start, end) - released_through(line, start, previous)) for line in lines
             ]
             if not any(amount for _, amount in amounts):
                 continue
-            month = f"{end.year:04d}-{end.month:02d}"
-            document = self._journal(source, invoice, amounts, end, month)
+            period = end.isoformat() if daily else f"{end.year:04d}-{end.month:02d}"
+            # Placed like any document, but always moved out of a closed period: the external id keeps the
+            # period it recognises, so a run after the move finds it posted.
+            document = self._bookkeeper.finish(self._journal(source, invoice, amounts, end, period), scheduled=True)
             ref = self._erp.create_document(document)
             releases.append(
-                Release(source.external_id, month, sum(a for _, a in amounts), ref.document_id, ref.created)
+                Release(source.external_id, period, sum(a for _, a in amounts), ref.document_id, ref.created)
             )
         return releases
 
@@ -192,6 +221,6 @@ class RecognitionService:
 
 def _stop_date(applied: list[ErpDocument]) -> date | None:
     """The last day an invoice recognises: the day before its void, or its write-off date."""
-    stops = [d.posting_date - timedelta(days=1) for d in applied if d.kind is DocumentKind.INVOICE_VOID]
-    stops += [d.posting_date for d in applied if d.kind is DocumentKind.WRITE_OFF]
+    stops = [booked_on(d) - timedelta(days=1) for d in applied if d.kind is DocumentKind.INVOICE_VOID]
+    stops += [booked_on(d) for d in applied if d.kind is DocumentKind.WRITE_OFF]
     return min(stops) if stops else None

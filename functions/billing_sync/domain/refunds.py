@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from billing_sync.domain import accounting
+from billing_sync.domain.bookkeeping import Bookkeeper
 from billing_sync.domain.errors import (
     EventValidationError,
     ExceptionCategory,
@@ -38,6 +39,7 @@ _CATEGORY_OF_ERROR = {
     "ErpTransientError": ExceptionCategory.ERP_TRANSIENT,
     "ErpUnavailableError": ExceptionCategory.ERP_TRANSIENT,
     "DependencyPendingError": ExceptionCategory.DEPENDENCY_PENDING,
+    "MissingRateError": ExceptionCategory.DEPENDENCY_PENDING,  # a rate not loaded yet: redrive after loading it
     "PeriodClosedError": ExceptionCategory.PERIOD_CLOSED,
 }
 
@@ -52,8 +54,10 @@ class RefundSaga:
         exceptions: ExceptionQueue,
         mapping: AccountMapping,
         clock: Callable[[], datetime],
+        bookkeeper: Bookkeeper | None = None,
     ) -> None:
         self._erp = erp
+        self._bookkeeper = bookkeeper or Bookkeeper(mapping=mapping, erp=erp)
         self._master_data = master_data
         self._lineage = lineage
         self._mapping = mapping
@@ -106,7 +110,7 @@ class RefundSaga:
 
     def credit_memo(self, event: RefundIssuedEvent, execution: Mapping[str, Any]) -> dict[str, Any]:
         payment = self._require_payment(event)
-        document = accounting.refund_credit_memo(event, self._mapping, payment=payment)
+        document = self._bookkeeper.finish(accounting.refund_credit_memo(event, self._mapping, payment=payment))
         ref = self._erp.create_document(document)
         return {"credit_memo": document.external_id, "document_id": ref.document_id}
 
@@ -122,6 +126,7 @@ class RefundSaga:
             document = accounting.refund_reversal(event, self._mapping, payment=payment)
         else:
             return {"refund": None, "document_id": None, "note": f"refund {refund.status}: nothing to book"}
+        document = self._bookkeeper.finish(document)
         ref = self._erp.create_document(document)
         return {"refund": document.external_id, "document_id": ref.document_id}
 
@@ -142,7 +147,7 @@ class RefundSaga:
         if memo is None:
             return {"voided": None}
         void = accounting.credit_memo_void(memo, source_event_id=event.event_id, on=self._clock().date())
-        self._erp.create_document(void)
+        self._erp.create_document(self._bookkeeper.finish(void))
         return {"voided": memo.external_id}
 
     def record_failure(self, event: RefundIssuedEvent, execution: Mapping[str, Any]) -> dict[str, Any]:

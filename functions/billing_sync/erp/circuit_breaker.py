@@ -156,8 +156,8 @@ class CircuitBreakerErpClient:
     def list_documents(self, kind: DocumentKind) -> Iterator[ErpDocument]:
         return self._breaker.call(lambda: iter(list(self._erp.list_documents(kind))))
 
-    def documents(self, legal_entity: str | None = None) -> Iterator[ErpDocument]:
-        return self._breaker.call(lambda: iter(list(self._erp.documents(legal_entity))))
+    def posted_documents(self, legal_entity: str | None = None) -> Iterator[ErpDocument]:
+        return self._breaker.call(lambda: iter(list(self._erp.posted_documents(legal_entity))))
 
     def find_by_reference(self, reference: str) -> ErpRef | None:
         return self._breaker.call(lambda: self._erp.find_by_reference(reference))

@@ -199,6 +199,24 @@ class DynamoLedgerErpClient:
         balanced = all(not imbalances(journal) for journal in journals)
         return len(journals), balanced, trial_balance(journals)
 
+    def posted_documents(self, legal_entity: str | None = None) -> Iterator[ErpDocument]:
+        """Every posted document (of `legal_entity`), whole (a scan: for reports and month-end jobs)."""
+        condition, values = "begins_with(pk, :doc)", {":doc": {"S": _DOCUMENT}}
+        if legal_entity is not None:
+            condition += " AND legal_entity = :entity"
+            values[":entity"] = {"S": legal_entity}
+        try:
+            for page in self._client.get_paginator("scan").paginate(
+                TableName=self._table,
+                FilterExpression=condition,
+                ExpressionAttributeValues=values,
+                ConsistentRead=True,
+            ):
+                for item in page["Items"]:
+                    yield _document(item["pk"]["S"].removeprefix(_DOCUMENT), item)
+        except (BotoCoreError, ClientError) as exc:
+            raise _translate(exc, f"list the documents of {legal_entity or 'every entity'}") from exc
+
 
 def _document_item(document: ErpDocument, document_id: str) -> dict[str, Any]:
     item: dict[str, Any] = {

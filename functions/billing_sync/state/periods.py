@@ -121,9 +121,7 @@ class DynamoPeriodCalendar:
 
     def _entities(self) -> list[str]:
         try:
-            response = self._client.get_item(
-                TableName=self._table, Key={"pk": {"S": _INDEX_KEY}}, ConsistentRead=True
-            )
+            response = self._client.get_item(TableName=self._table, Key={"pk": {"S": _INDEX_KEY}}, ConsistentRead=True)
         except (BotoCoreError, ClientError) as exc:
             raise store_error(exc, _CALENDAR, "list the entities with a calendar") from exc
         return sorted((response.get("Item") or {}).get("entities", {}).get("SS", []))

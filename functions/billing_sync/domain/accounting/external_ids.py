@@ -42,3 +42,26 @@ def refund_credit_memo_external_id(source: str, refund_id: str) -> str:
 
 def credit_memo_void_external_id(credit_memo_external_id: str) -> str:
     return f"{credit_memo_external_id}-void"
+
+
+def fee_external_id(source: str, balance_transaction_id: str) -> str:
+    """The processor's fees on one balance transaction (`stripe-fee-txn_…`)."""
+    return f"{source}-fee-{balance_transaction_id}"
+
+
+def payout_external_id(source: str, payout_id: str) -> str:
+    return f"{source}-payout-{payout_id}"
+
+
+def payout_reversal_external_id(source: str, payout_id: str) -> str:
+    """The bank deposit of a payout that failed, reversed."""
+    return f"{source}-payout-reversal-{payout_id}"
+
+
+def dispute_external_id(source: str, dispute_id: str) -> str:
+    return f"{source}-dispute-{dispute_id}"
+
+
+def dispute_closure_external_id(source: str, dispute_id: str) -> str:
+    """A closed dispute's outcome: funds reinstated (won) or the loss booked (lost); one per dispute."""
+    return f"{source}-dispute-closed-{dispute_id}"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from billing_sync.domain.accounting import LineClass, invoice_external_id
-from billing_sync.domain.errors import DependencyPendingError
+from billing_sync.domain.accounting import LineClass, SettlementTarget, invoice_external_id, payment_reference
+from billing_sync.domain.errors import DependencyPendingError, PermanentPostingError
 from billing_sync.domain.events import InvoiceIssued, RevenueClass
 from billing_sync.domain.journal import ErpDocument, ErpRef
 from billing_sync.domain.mapping import AccountMapping
@@ -24,6 +24,11 @@ def document_key(external_id: str) -> str:
 
 def payments_key(invoice_external_id: str) -> str:
     return f"payments:{invoice_external_id}"
+
+
+def reference_key(reference: str) -> str:
+    """A document by the source's handle on it (`reference:payment_intent:pi_…`), released when it posts."""
+    return f"reference:{reference}"
 
 
 def source_object_key(source: str, object_id: str) -> str:
@@ -60,6 +65,51 @@ class Resolver:
                 key=source_object_key(source, charge_id),
             )
         return found
+
+    def payout_transactions(self, source: str, payout_id: str) -> list[BalanceTransaction]:
+        """Every balance transaction the payout settles; waits while the API lacks the payout.
+
+        Raises PermanentPostingError without a source reader: a payout is only booked once it is shown to clear.
+        """
+        if self.reader is None:
+            raise PermanentPostingError(
+                f"payout {payout_id} needs the source's API to list what it settles; no source reader is configured"
+            )
+        found = self.reader.payout_balance_transactions(payout_id)
+        if found is None:
+            raise DependencyPendingError(
+                f"the balance transactions of payout {payout_id} are not available from the API yet",
+                key=source_object_key(source, payout_id),
+            )
+        return found
+
+    def settled_document(self, target: SettlementTarget) -> ErpRef | None:
+        """The posted document a balance transaction is matched to, if posted."""
+        if target.external_id is not None:
+            return self.erp.find_document(target.external_id)
+        for reference in target.references:
+            if (found := self.erp.find_by_reference(reference)) is not None:
+                return found
+        return None
+
+    @staticmethod
+    def settlement_key(target: SettlementTarget) -> str:
+        """The name a payout waits by for the document `target` names."""
+        if target.external_id is not None:
+            return document_key(target.external_id)
+        return reference_key(target.references[0]) if target.references else f"balance-transaction:{target.txn.id}"
+
+    def require_payment(self, payment_intent_id: str | None, charge_id: str | None) -> ErpRef:
+        """The payment posted for a payment intent (else a charge); waits by reference while it is not posted."""
+        references = [
+            ref for ref in (payment_reference(payment_intent_id, None), payment_reference(None, charge_id)) if ref
+        ]
+        for reference in references:
+            if (found := self.erp.find_by_reference(reference)) is not None:
+                return found
+        raise DependencyPendingError(
+            f"the payment of {payment_intent_id or charge_id} is not posted yet", key=reference_key(references[0])
+        )
 
     def require_customer(self, source: str, customer_id: str) -> str:
         """The customer's legal entity; waits (DependencyPendingError) while the customer is unknown."""

@@ -12,10 +12,13 @@ from enum import StrEnum
 from typing import Any
 
 from billing_sync.domain import accounting
+from billing_sync.domain.accounting.disputes import withdrawal
 from billing_sync.domain.errors import DependencyPendingError, EventValidationError, NothingToPostError
 from billing_sync.domain.events import (
     CreditNoteIssuedEvent,
     CustomerUpsertedEvent,
+    DisputeClosedEvent,
+    DisputeCreatedEvent,
     EventType,
     InvoiceIssuedEvent,
     InvoicePaidEvent,
@@ -23,6 +26,8 @@ from billing_sync.domain.events import (
     InvoiceWrittenOffEvent,
     PaymentFailedEvent,
     PaymentSettledEvent,
+    PayoutFailedEvent,
+    PayoutPaidEvent,
     PriceUpsertedEvent,
     ProductUpsertedEvent,
     RefundIssuedEvent,
@@ -33,7 +38,7 @@ from billing_sync.domain.events import (
 )
 from billing_sync.domain.journal import DocumentKind, ErpCustomer, ErpDocument
 from billing_sync.domain.ports import BalanceTransaction
-from billing_sync.domain.posting.resolver import Resolver, customer_key, payments_key, record_key
+from billing_sync.domain.posting.resolver import Resolver, customer_key, payments_key, record_key, reference_key
 
 REFUND_SAGA_WORKFLOW = "refund_saga"
 """The workflow (Step Functions state machine) that books refund.issued."""
@@ -98,7 +103,20 @@ def _invoice(event: InvoiceIssuedEvent, world: Resolver) -> Plan:
 def _payment(event: PaymentSettledEvent, world: Resolver) -> Plan:
     invoice = world.require_invoice(event.source, event.data.invoice_id)
     document = accounting.payment_document(event, world.mapping, invoice=invoice)
-    return Plan(documents=(document,), provides=tuple(payments_key(ext) for ext in document.applies_to))
+    settlements: dict[str, BalanceTransaction] = {}
+    # Cash Stripe converted carries its own rate and exact amount (realised FX against the invoice's rate);
+    # without the Stripe API the rate table's rate on the settlement date stands in.
+    functional = world.mapping.entity(document.legal_entity).functional_currency
+    if event.data.charge_id and event.data.currency != functional:
+        settlement = world.charge_settlement(event.source, event.data.charge_id)
+        if settlement is not None:
+            settlements[document.external_id] = settlement
+    return Plan(
+        documents=(document,),
+        provides=tuple(payments_key(ext) for ext in document.applies_to)
+        + ((reference_key(document.reference),) if document.reference else ()),
+        settlements=settlements,
+    )
 
 
 def _invoice_paid(event: InvoicePaidEvent, world: Resolver) -> Plan:
@@ -195,6 +213,68 @@ def _payment_failed(event: PaymentFailedEvent, world: Resolver) -> Plan:
     return Plan(note=f"recorded: payment attempt {failed.attempt_count} failed ({failed.failure_code}); no journal")
 
 
+def _payout(event: PayoutPaidEvent | PayoutFailedEvent, world: Resolver) -> Plan:
+    """Fees and the bank deposit, once every balance transaction the payout settles is matched to a posted
+    document and they net to the payout; a failed payout also reverses the deposit (see accounting.payouts)."""
+    payout = event.data
+    transactions = world.payout_transactions(event.source, payout.payout_id)
+    settled = [txn for txn in transactions if not (txn.type == "payout" and txn.source == payout.payout_id)]
+    if foreign := sorted({txn.currency for txn in settled} - {payout.currency}):
+        raise EventValidationError(f"payout {payout.payout_id} in {payout.currency} settles transactions in {foreign}")
+    net = sum(txn.net for txn in settled)
+    if net != payout.amount:
+        raise EventValidationError(
+            f"payout {payout.payout_id} pays {payout.amount} {payout.currency} but the {len(settled)} balance "
+            f"transactions it settles net {net}: a difference of {payout.amount - net}"
+        )
+    missing = []
+    for txn in settled:
+        target = accounting.settlement_target(event.source, txn, payout_id=payout.payout_id)
+        if target is None:
+            continue
+        found = world.settled_document(target)
+        if found is None:
+            missing.append(target)
+        elif found.currency == txn.currency and found.total is not None and found.total != abs(txn.amount):
+            raise EventValidationError(
+                f"balance transaction {txn.id} moved {txn.amount} {txn.currency} but {found.external_id} is "
+                f"booked for {found.total}: clearing would not net to zero"
+            )
+    if missing:
+        raise DependencyPendingError(
+            f"payout {payout.payout_id} settles {len(missing)} balance transaction(s) with no posted document: "
+            + "; ".join(target.describe() for target in missing),
+            key=world.settlement_key(missing[0]),
+        )
+    fees = tuple(doc for txn in settled if (doc := accounting.fee_document(event, world.mapping, txn=txn)))
+    documents = (*fees, accounting.payout_document(event, world.mapping))
+    if isinstance(event, PayoutFailedEvent):
+        documents += (accounting.payout_reversal(event, world.mapping),)
+    return Plan(documents=documents)
+
+
+def _dispute_created(event: DisputeCreatedEvent, world: Resolver) -> Plan:
+    dispute = event.data
+    if withdrawal(dispute) is None:
+        raise NothingToPostError(f"dispute {dispute.dispute_id} ({dispute.status}) withdrew no funds")
+    payment = world.require_payment(dispute.payment_intent_id, dispute.charge_id)
+    return Plan(documents=(accounting.dispute_document(event, world.mapping, payment=payment),))
+
+
+def _dispute_closed(event: DisputeClosedEvent, world: Resolver) -> Plan:
+    """The outcome; when dispute.created has not posted yet, its document is booked from this event's funds."""
+    dispute = event.data
+    if dispute.status not in ("won", "lost") or withdrawal(dispute) is None:
+        raise NothingToPostError(f"dispute {dispute.dispute_id} closed as {dispute.status} with no funds withdrawn")
+    payment = world.require_payment(dispute.payment_intent_id, dispute.charge_id)
+    disputed = world.erp.get_document(accounting.dispute_external_id(event.source, dispute.dispute_id))
+    opened: tuple[ErpDocument, ...] = ()
+    if disputed is None:
+        disputed = accounting.dispute_document(event, world.mapping, payment=payment)
+        opened = (disputed,)
+    return Plan(documents=(*opened, accounting.dispute_closure(event, world.mapping, disputed=disputed)))
+
+
 _RECEIVABLE = "Dr Accounts receivable"
 POSTING_RULES: dict[EventType, PostingRule] = {
     rule.event_type: rule
@@ -259,6 +339,38 @@ POSTING_RULES: dict[EventType, PostingRule] = {
             _refund,
         ),
         PostingRule(EventType.PAYMENT_FAILED, RuleKind.RECORD, "-", "no journal: recorded in lineage", _payment_failed),
+        PostingRule(
+            EventType.PAYOUT_PAID,
+            RuleKind.DOCUMENT,
+            "the payout's balance transactions from the Stripe API, each matched to its posted payment, refund or "
+            "dispute document",
+            "per balance transaction with a fee: Dr Processing fees / Cr Payment clearing; Dr Bank (per destination) "
+            "/ Cr Payment clearing for the payout",
+            _payout,
+        ),
+        PostingRule(
+            EventType.PAYOUT_FAILED,
+            RuleKind.DOCUMENT,
+            "as payout.paid",
+            "as payout.paid (each document once), then the deposit reversed: Dr Payment clearing / Cr Bank",
+            _payout,
+        ),
+        PostingRule(
+            EventType.DISPUTE_CREATED,
+            RuleKind.DOCUMENT,
+            "the disputed payment",
+            "Dr Disputed funds (amount), Dr Processing fees (dispute fee) / Cr Payment clearing; an inquiry that "
+            "withdrew nothing: no journal",
+            _dispute_created,
+        ),
+        PostingRule(
+            EventType.DISPUTE_CLOSED,
+            RuleKind.DOCUMENT,
+            "the disputed payment",
+            "won: Dr Payment clearing / Cr Disputed funds (and Cr Processing fees for a returned fee); lost: "
+            "Dr Dispute losses / Cr Disputed funds",
+            _dispute_closed,
+        ),
         *(
             PostingRule(
                 event_type, RuleKind.MASTER_DATA, "-", "no journal: contract data in master data", _subscription

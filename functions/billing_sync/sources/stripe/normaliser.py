@@ -33,11 +33,20 @@ def instant(unix_seconds: int) -> datetime:
 class Envelope:
     """The canonical envelope fields of one Stripe event."""
 
-    def __init__(self, event: StripeEvent, *, received_at: datetime, raw_ref: str, default_legal_entity: str) -> None:
+    def __init__(
+        self,
+        event: StripeEvent,
+        *,
+        received_at: datetime,
+        raw_ref: str,
+        default_legal_entity: str,
+        stripe_accounts: Mapping[str, str] | None = None,
+    ) -> None:
         self.event = event
         self._received_at = received_at
         self._raw_ref = raw_ref
         self._default_legal_entity = default_legal_entity
+        self._stripe_accounts = stripe_accounts or {}
 
     @property
     def renders_invoice_payments(self) -> bool:
@@ -55,10 +64,25 @@ class Envelope:
             "occurred_at": instant(self.event.created),
             "received_at": self._received_at,
             "normalised_at": datetime.now(UTC),
-            "legal_entity": (metadata or {}).get(LEGAL_ENTITY_METADATA_KEY) or self._default_legal_entity,
+            "legal_entity": self.legal_entity(metadata),
             "correlation_id": self.event.id,
             "raw_ref": self._raw_ref,
         }
+
+    def legal_entity(self, metadata: Mapping[str, str] | None = None) -> str:
+        """The Stripe account that owns the money (the event's Connect `account`, else the object's
+        `on_behalf_of`) when the mapping names its entity, else the `legal_entity` metadata, else the default."""
+        for account in (self.event.account, _account_id(self.event.data.object.get("on_behalf_of"))):
+            if account and (entity := self._stripe_accounts.get(account)):
+                return entity
+        return (metadata or {}).get(LEGAL_ENTITY_METADATA_KEY) or self._default_legal_entity
+
+
+def _account_id(value: object) -> str | None:
+    """`on_behalf_of` as an id, whether Stripe sent the id or the expanded account."""
+    if isinstance(value, Mapping):
+        value = value.get("id")
+    return value if isinstance(value, str) else None
 
 
 Mapper = Callable[[Envelope], FinanceEvent | None]
@@ -69,8 +93,10 @@ def _mappers() -> dict[str, Mapper]:
         catalogue,
         credit_notes,
         customers,
+        disputes,
         invoices,
         payments,
+        payouts,
         refunds,
         subscriptions,
     )
@@ -96,10 +122,16 @@ def _mappers() -> dict[str, Mapper]:
         "refund.created": refunds.refund_changed,
         "refund.updated": refunds.refund_changed,
         "charge.refunded": refunds.charge_refunded,
+        "payout.paid": payouts.payout_paid,
+        "payout.failed": payouts.payout_failed,
+        "charge.dispute.created": disputes.dispute_created,
+        "charge.dispute.closed": disputes.dispute_closed,
     }
 
 
 HANDLED_EVENT_TYPES: tuple[str, ...] = (
+    "charge.dispute.closed",
+    "charge.dispute.created",
     "charge.refunded",
     "charge.succeeded",
     "credit_note.created",
@@ -114,6 +146,8 @@ HANDLED_EVENT_TYPES: tuple[str, ...] = (
     "invoice.payment_failed",
     "invoice.voided",
     "invoice_payment.paid",
+    "payout.failed",
+    "payout.paid",
     "price.created",
     "price.updated",
     "product.created",
@@ -129,8 +163,10 @@ class StripeNormaliser:
 
     source = SOURCE
 
-    def __init__(self, *, default_legal_entity: str) -> None:
+    def __init__(self, *, default_legal_entity: str, stripe_accounts: Mapping[str, str] | None = None) -> None:
+        """`stripe_accounts` maps a Stripe account id (`acct_…`) to the legal entity that owns it."""
         self._default_legal_entity = default_legal_entity
+        self._stripe_accounts = dict(stripe_accounts or {})
         self._table: dict[str, Mapper] | None = None
 
     def identify(self, payload: Any) -> SourceIdentity:
@@ -151,7 +187,11 @@ class StripeNormaliser:
             if mapper is None:
                 return None
             envelope = Envelope(
-                event, received_at=received_at, raw_ref=raw_ref, default_legal_entity=self._default_legal_entity
+                event,
+                received_at=received_at,
+                raw_ref=raw_ref,
+                default_legal_entity=self._default_legal_entity,
+                stripe_accounts=self._stripe_accounts,
             )
             return mapper(envelope)
         except pydantic.ValidationError as exc:
