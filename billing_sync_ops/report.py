@@ -1,6 +1,6 @@
-"""The run report: every accepted event's outcome, totals, the ledger's trial balance, the refund
-saga's executions with the states each entered, the revenue recognition run and the deferred revenue
-roll-forward."""
+"""The run report: every accepted event's outcome, totals, the ledger's trial balance (transaction and
+functional), realised FX, payouts with Stripe clearing, the refund saga's executions with the states
+each entered, the revenue recognition run and the deferred revenue roll-forward."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
+from billing_sync.domain.journal import DocumentKind, ErpDocument, entity_trial_balance
 from billing_sync.domain.lineage import LineageRecord, LineageStatus
-from billing_sync.domain.mapping import AccountMapping
+from billing_sync.domain.mapping import AccountMapping, AccountRole, MappingContext
 from billing_sync.domain.money import Money
 from billing_sync.erp.ledger import DynamoLedgerErpClient
 from billing_sync.state.dynamo import DynamoLineageStore
@@ -131,6 +132,13 @@ def build_report(
     events.sort(key=lambda entry: (entry["outcome"], entry["type"] or "", entry["source_event_id"]))
     outcomes = Counter(entry["outcome"] for entry in events)
     documents, balanced, rows = ledger.trial_balance()
+    mapping = mapping or load_mapping(None)
+    posted = list(ledger.posted_documents())
+    functional = entity_trial_balance(
+        posted,
+        basis="functional",
+        functional_currencies={code: entity.functional_currency for code, entity in mapping.legal_entities.items()},
+    )
     return {
         "events": events,
         "totals": {
@@ -147,10 +155,66 @@ def build_report(
             "balanced": balanced,
             "documents": documents,
             "trial_balance": [row.model_dump(mode="json") for row in rows],
+            "functional_trial_balance": [row.model_dump(mode="json") for row in functional.rows],
+            "functional_balanced": functional.balanced,
         },
+        "fx": fx_lines(posted, mapping),
+        "payouts": payouts(posted, mapping),
         "recognition": _recognition_entry(recognition),
-        "deferred_revenue": deferred_roll_forward(ledger, deferred_revenue_accounts(mapping or load_mapping(None))),
+        "deferred_revenue": deferred_roll_forward(ledger, deferred_revenue_accounts(mapping)),
     }
+
+
+def fx_lines(documents: list[ErpDocument], mapping: AccountMapping) -> list[dict[str, Any]]:
+    """Every realised FX line: the document, its transaction currency, the rates and the gain (+) or loss (-)."""
+    entries = []
+    for document in documents:
+        realised = mapping.account(AccountRole.REALISED_FX, MappingContext(legal_entity=document.legal_entity))
+        for line in document.journal:
+            if line.account != realised or not line.functional_currency:
+                continue
+            rates = sorted(
+                {f"{item.rate} ({item.rate_source})" for item in document.journal if item.account != realised}
+            )
+            entries.append(
+                {
+                    "document": document.external_id,
+                    "legal_entity": document.legal_entity,
+                    "posting_date": document.posting_date.isoformat(),
+                    "transaction_currency": document.currency,
+                    "functional_currency": line.functional_currency,
+                    "gain": line.functional_credit - line.functional_debit,
+                    "rates": rates,
+                }
+            )
+    return sorted(entries, key=lambda entry: entry["document"])
+
+
+def payouts(documents: list[ErpDocument], mapping: AccountMapping) -> list[dict[str, Any]]:
+    """Each payout with its entity's Stripe clearing balance in the payout's currency (functional amounts)
+    over the whole ledger: zero once every payout has settled what cleared."""
+    entries = []
+    for payout in (d for d in documents if d.kind is DocumentKind.PAYOUT):
+        clearing = mapping.account(AccountRole.PAYMENT_CLEARING, MappingContext(legal_entity=payout.legal_entity))
+        balance = sum(
+            line.functional_net
+            for document in documents
+            if document.legal_entity == payout.legal_entity
+            for line in document.journal
+            if line.account == clearing and line.currency == payout.currency
+        )
+        entries.append(
+            {
+                "payout": payout.external_id,
+                "legal_entity": payout.legal_entity,
+                "currency": payout.currency,
+                "amount": payout.total,
+                "arrival": payout.posting_date.isoformat(),
+                "clearing_account": clearing,
+                "clearing_balance": balance,
+            }
+        )
+    return entries
 
 
 def _recognition_entry(summary: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -220,6 +284,30 @@ def render_summary(report: dict[str, Any]) -> str:
         debit = Money(amount=row["debit"], currency=row["currency"]).to_decimal()
         credit = Money(amount=row["credit"], currency=row["currency"]).to_decimal()
         lines.append(f"{row['account']:<36} {row['currency']:<8} {debit:>16} {credit:>16}")
+    if ledger.get("functional_trial_balance"):
+        lines += [
+            "",
+            f"functional currency, per entity (every journal balanced: {ledger['functional_balanced']}):",
+            f"{'entity':<8} {'account':<36} {'currency':<8} {'debit':>16} {'credit':>16}",
+        ]
+        for row in ledger["functional_trial_balance"]:
+            debit = Money(amount=row["debit"], currency=row["currency"]).to_decimal()
+            credit = Money(amount=row["credit"], currency=row["currency"]).to_decimal()
+            lines.append(f"{row['legal_entity']:<8} {row['account']:<36} {row['currency']:<8} {debit:>16} {credit:>16}")
+    for entry in report.get("fx", []):
+        gain = Money(amount=entry["gain"], currency=entry["functional_currency"])
+        lines.append(
+            f"realised FX on {entry['document']} ({entry['transaction_currency']} in {entry['legal_entity']}): "
+            f"{'gain' if entry['gain'] >= 0 else 'loss'} {abs(gain.to_decimal())} {entry['functional_currency']} "
+            f"at rates {', '.join(entry['rates'])}"
+        )
+    for entry in report.get("payouts", []):
+        amount = Money(amount=entry["amount"], currency=entry["currency"]).to_decimal()
+        after = Money(amount=entry["clearing_balance"], currency=entry["currency"]).to_decimal()
+        lines.append(
+            f"payout {entry['payout']} of {amount} {entry['currency']} ({entry['legal_entity']}, {entry['arrival']}): "
+            f"{entry['clearing_account']} {entry['currency']} balance now {after}"
+        )
     recognition = report.get("recognition")
     if recognition:
         released = ", ".join(

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from billing_sync_ops.demo import RECOGNITION_THROUGH, collect_report, post_webhook, recognise_local, send_samples
+from billing_sync_ops.demo import (
+    RECOGNITION_THROUGH,
+    STRIPE_API_FIXTURES,
+    collect_report,
+    post_webhook,
+    recognise_local,
+    run_sequence,
+)
 from billing_sync_ops.report import render_summary
 from billing_sync_ops.runtime import LocalRuntime
 from billing_sync_ops.signing import sign_stripe_payload
@@ -20,11 +27,11 @@ pytestmark = pytest.mark.infra  # synthesises the stack the local runtime is bui
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory: pytest.TempPathFactory):
     # GIVEN the local runtime built from the synthesised stack, serving on loopback
-    with LocalRuntime(work_dir=Path("build/local")) as runtime:
-        # WHEN the sample events are sent as signed webhooks, the queues drain and revenue is recognised
-        # through November 2026 (as `billing-sync local demo` does)
-        responses = send_samples(runtime)
-        assert runtime.drain(timeout_seconds=90), "posting queue did not drain"
+    with LocalRuntime(work_dir=Path("build/local"), stripe_fixtures=STRIPE_API_FIXTURES) as runtime:
+        # WHEN the sample events are sent as signed webhooks, the queues drain (with one sweep of the waiting
+        # room) and revenue is recognised through November 2026 (as `billing-sync local demo` does)
+        responses, drained = run_sequence(runtime)
+        assert drained, "posting queue did not drain"
         yield runtime, responses, collect_report(runtime, recognise_local(runtime))
 
 
@@ -42,8 +49,8 @@ def test_every_accepted_event_has_an_outcome(demo_run) -> None:
     reported = {entry["event_id"]: entry for entry in report["events"]}
     assert accepted == set(reported)
     assert report["totals"] == {
-        "received": 68,
-        "posted": 64,
+        "received": 69,
+        "posted": 65,
         "ignored": 2,
         "exceptions": 2,
         "pending": 0,
@@ -74,10 +81,11 @@ def test_ledger_balances_and_holds_each_document_once(demo_run) -> None:
     _, _, report = demo_run
     ledger = report["ledger"]
     # THEN 12 invoices, 10 payments, 2 credit notes, 1 void, 1 write-off, 2 refund credit memos, 3
-    # refunds and 9 monthly releases of deferred revenue, each once: the redelivered invoice, the
-    # invoice.paid checks and the charge.refunded that reports the full refund again added nothing
-    assert ledger["balanced"] is True
-    once = 12 + 10 + 2 + 1 + 1 + 2 + 3 + 9
+    # refunds, 9 monthly releases of deferred revenue, 5 Stripe fees and 1 payout, each once: the
+    # redelivered invoice, the invoice.paid checks and the charge.refunded that reports the full refund
+    # again added nothing
+    assert ledger["balanced"] is True and ledger["functional_balanced"] is True
+    once = 12 + 10 + 2 + 1 + 1 + 2 + 3 + 9 + 5 + 1
     # The credit note carrying a refund and that refund's saga are independent: when the saga looks first
     # it books its own credit memo, which the credit note then voids (two more documents, same balances).
     assert ledger["documents"] in (once, once + 2)
@@ -96,10 +104,15 @@ def test_the_books_end_where_stripe_leaves_the_customers(demo_run) -> None:
     # after payment credited 5717, used by the June invoice; the EUR overpayment left 600 of credit
     assert balance(report, "2200", "USD") == 0
     assert balance(report, "2200", "EUR") == -600
-    # AND cash: paid outside Stripe to undeposited funds, the rest to Stripe clearing less the refunds
-    # (the upgrade's 16075 in full, 10000 of Acme's payment, the credit note's 5000)
+    # AND cash: paid outside Stripe to undeposited funds; through Stripe the payout took what cleared (the
+    # charges less the refunds: the upgrade's 16075 in full, 10000 of Acme's payment, the credit note's
+    # 5000) and its fees to the bank, so USD Stripe clearing is zero
     assert balance(report, "1160", "USD") == 60403
-    assert balance(report, "1150", "USD") == 10000 + 4289 + 16075 + 20000 + 41623 - 16075 - 10000 - 5000
+    assert balance(report, "1150", "USD") == 0
+    assert balance(report, "6100", "USD") == 496 + 320 + 154 + 610 + 1237
+    assert balance(report, "1000", "USD") == 10000 + 4289 + 16075 + 20000 + 41623 - 16075 - 10000 - 5000 - 2817
+    [payout] = report["payouts"]
+    assert (payout["amount"], payout["clearing_balance"]) == (58095, 0)
     # AND every refund owed was paid out; revenue given back by the two refunds no credit note carries
     assert balance(report, "2250", "USD") == 0
     assert balance(report, "4950", "USD") == 16075 + 10000
@@ -248,7 +261,7 @@ def test_refused_webhooks_store_nothing(demo_run) -> None:
         runtime.webhook_url, garbage, sign_stripe_payload(garbage, runtime.webhook_secret, int(time.time()))
     )
     assert (status, answer["error"]) == (400, "malformed_json")
-    assert collect_report(runtime)["totals"]["received"] == 68
+    assert collect_report(runtime)["totals"]["received"] == 69
 
 
 def test_report_is_json_serialisable_with_the_documented_keys(demo_run) -> None:
@@ -268,4 +281,33 @@ def test_report_is_json_serialisable_with_the_documented_keys(demo_run) -> None:
     }
     assert set(decoded["refunds"][0]) == {"name", "status", "states"}
     assert set(decoded["events"][0]) >= {"event_id", "source_event_id", "type", "outcome", "category", "erp_documents"}
-    assert set(decoded["ledger"]) == {"balanced", "documents", "trial_balance"}
+    assert set(decoded["ledger"]) == {
+        "balanced",
+        "documents",
+        "trial_balance",
+        "functional_trial_balance",
+        "functional_balanced",
+    }
+
+
+def test_a_eur_invoice_in_the_us_entity_settles_with_realised_fx(demo_run) -> None:
+    _, _, report = demo_run
+    # GIVEN the inclusive-VAT EUR invoice (724.00) booked in US01 at the table rate of its day (1.0918)
+    # WHEN 730.00 EUR is paid on a day whose rate is 1.0786 (no Stripe conversion in the fixtures)
+    [eur] = [entry for entry in report["fx"] if entry["transaction_currency"] == "EUR"]
+    # THEN clearing 730.00 x 1.0786 = 787.38 and the 6.00 overpaid at 1.0786 = 6.47 against the receivable
+    # leaving at 724.00 x 1.0918 = 790.46: 787.38 - 790.46 - 6.47 = a realised loss of 9.55 USD
+    assert (eur["legal_entity"], eur["functional_currency"], eur["gain"]) == ("US01", "USD", -955)
+    assert eur["rates"] == ["1.0786 (ecb)", "1.0918 (carried:stripe-invoice-in_1i38poNx4RkL2mQe5gvnMH7Q)"]
+    # AND the receivable is zero in both currencies, and every entity balances in its functional currency
+    assert balance(report, "1200", "EUR") == 0
+    functional = report["ledger"]["functional_trial_balance"]
+    receivable_us = [r for r in functional if r["legal_entity"] == "US01" and r["account"].startswith("1200")]
+    assert sum(r["debit"] - r["credit"] for r in receivable_us) == 26433 - 3572
+    for entity, currency in (("US01", "USD"), ("JP01", "JPY"), ("KW01", "KWD")):
+        rows = [r for r in functional if r["legal_entity"] == entity]
+        assert {r["currency"] for r in rows} == {currency}
+        assert sum(r["debit"] for r in rows) == sum(r["credit"] for r in rows)
+    summary = render_summary(report)
+    assert "realised FX on stripe-payment-inpay_1DQECSNx4RkL2mQeW6hniwyL (EUR in US01): loss 9.55 USD" in summary
+    assert "1150 Payment Clearing USD balance now 0.00" in summary

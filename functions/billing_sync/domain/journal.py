@@ -222,6 +222,8 @@ def trial_balance(journals: list[tuple[JournalLine, ...]]) -> list[TrialBalanceR
     totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     for journal in journals:
         for line in journal:
+            if not (line.debit or line.credit):
+                continue  # a functional-only line (rounding, FX) moves nothing in transaction currency
             row = totals[(line.account, line.currency)]
             row[0] += line.debit
             row[1] += line.credit
