@@ -331,9 +331,10 @@ def stripe_mix(label: str, invoices: int) -> tuple[list[dict], list[dict], list[
 
 def canonical_details(payloads: list[dict]) -> list[dict[str, Any]]:
     """The canonical events the ingest path would publish for these Stripe events, as JSON data."""
+    from billing_sync.composition.ingest import stripe_account_entities
     from billing_sync.sources.stripe import StripeNormaliser
 
-    normaliser = StripeNormaliser(default_legal_entity="US01")
+    normaliser = StripeNormaliser(default_legal_entity="US01", stripe_accounts=stripe_account_entities())
     details = []
     for payload in payloads:
         event = normaliser.normalise(

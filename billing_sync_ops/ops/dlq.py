@@ -429,15 +429,16 @@ class Resender:
 
     def _reingest(self, record: ExceptionRecord, body: str) -> str:
         from billing_sync.aws.bus import EventBridgePublisher
+        from billing_sync.composition.ingest import stripe_account_entities
         from billing_sync.sources.stripe import StripeNormaliser
 
         if record.source != "stripe":
             raise ResendError(f"no normaliser for source {record.source!r}")
         payload, raw_ref = self._raw_payload(record, body)
         try:
-            event = StripeNormaliser(default_legal_entity=self.default_legal_entity).normalise(
-                payload, received_at=self.clock(), raw_ref=raw_ref
-            )
+            event = StripeNormaliser(
+                default_legal_entity=self.default_legal_entity, stripe_accounts=stripe_account_entities()
+            ).normalise(payload, received_at=self.clock(), raw_ref=raw_ref)
         except MalformedEventError as exc:
             raise ResendError(f"still cannot be normalised: {exc}") from exc
         if event is None:

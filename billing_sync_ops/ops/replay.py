@@ -17,6 +17,7 @@ from typing import Any
 
 from billing_sync.aws.archive import raw_archive_key
 from billing_sync.aws.bus import EventBridgePublisher
+from billing_sync.composition.ingest import stripe_account_entities
 from billing_sync.domain.errors import MalformedEventError
 from billing_sync.domain.events import derive_event_id
 from billing_sync.domain.lineage import LineageStatus
@@ -69,7 +70,7 @@ def replay(
     bucket = target.output("RawArchiveBucketName")
     lineage = DynamoLineageStore(target.client("dynamodb"), target.output("LineageTableName"))
     publisher = EventBridgePublisher(target.client("events"), target.output("BillingBusName"))
-    normaliser = StripeNormaliser(default_legal_entity=default_legal_entity)
+    normaliser = StripeNormaliser(default_legal_entity=default_legal_entity, stripe_accounts=stripe_account_entities())
     limiter = limiter or (TokenBucket(rate) if rate else Unlimited())
     if event_ids:
         objects = [ArchivedObject(raw_archive_key(source, event_id), event_id, None) for event_id in event_ids]

@@ -53,6 +53,9 @@ class RevenueRecognition(Construct):
             environment=dict(environment),
         )
         tables.ledger.grant_read_write_data(self.function)
+        # Releases are finished like every document: the calendar (closed periods) and the rate table are
+        # master data.
+        tables.master_data.grant_read_data(self.function)
         assert self.function.role is not None
         NagSuppressions.add_resource_suppressions(
             self.function.role,

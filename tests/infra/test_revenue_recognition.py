@@ -78,18 +78,23 @@ def test_the_schedule_role_may_only_invoke_the_function_and_dead_letter(synthesi
     assert all(s["Effect"] == "Allow" for s in statements)
 
 
-def test_the_function_may_read_and_write_the_ledger_only(synthesised):
+def test_the_function_writes_the_ledger_and_only_reads_master_data(synthesised):
     # GIVEN the function's statements
     _, function = function_by_module(synthesised, MODULE)
     statements = statements_of_role(synthesised, role_logical_id(function))
     granted = json.dumps([s["Resource"] for s in statements])
     actions = {a for s in statements for a in as_list(s["Action"])}
+    master_data = logical_id_of(synthesised, "AWS::DynamoDB::Table", "StateTablesMasterData")
 
     # THEN it reads and writes the ledger
     assert logical_id_of(synthesised, "AWS::DynamoDB::Table", "StateTablesLedger") in granted
     assert {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"} <= actions
+    # AND reads master data (closed periods, exchange rates) without writing it
+    on_master_data = {a for s in statements if master_data in json.dumps(s["Resource"]) for a in as_list(s["Action"])}
+    assert {"dynamodb:GetItem", "dynamodb:BatchGetItem"} <= on_master_data
+    assert not on_master_data & {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
     # AND no other table, and nothing but DynamoDB, its own log group and tracing (no queue, saga, bus)
-    for table in ("StateTablesLineage", "StateTablesMasterData", "StateTablesWaitingRoom", "StateTablesExceptions"):
+    for table in ("StateTablesLineage", "StateTablesWaitingRoom", "StateTablesExceptions"):
         assert logical_id_of(synthesised, "AWS::DynamoDB::Table", table) not in granted, table
     assert all(a.startswith(("dynamodb:", "logs:", "xray:")) for a in actions), actions
 
