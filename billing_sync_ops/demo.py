@@ -151,7 +151,7 @@ def send_samples(runtime: LocalRuntime, names: tuple[str, ...] = DEMO_SEQUENCE) 
 
 def run_sequence(runtime: LocalRuntime, *, drain_timeout: float = 90) -> tuple[list[tuple[str, int, dict]], bool]:
     """Sends the demo sequence and drains; then sweeps the waiting room once, as the 15-minute schedule does
-    in AWS (a payout waiting for a refund the saga has since booked posts), and drains again."""
+    in AWS (anything whose release was missed posts), and drains again."""
     responses = send_samples(runtime)
     print("draining the posting queue ...", file=sys.stderr)
     drained = runtime.drain(timeout_seconds=drain_timeout)

@@ -45,6 +45,7 @@ class BillingSyncStack(Stack):
             function_factory=function_factory,
             tables=tables,
             exception_queue=posting.exception_queue,
+            posting_queue=posting.posting_queue,
             environment=posting.environment,
             started_by=posting.functions,
             wait_seconds=config.saga_wait_seconds,

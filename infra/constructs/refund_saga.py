@@ -38,6 +38,7 @@ class RefundSaga(Construct):
         function_factory: FunctionFactory,
         tables: StateTables,
         exception_queue: sqs.IQueue,
+        posting_queue: sqs.IQueue,
         environment: Mapping[str, str],
         started_by: Sequence[lambda_.Function],
         wait_seconds: int,
@@ -53,9 +54,11 @@ class RefundSaga(Construct):
             description="Runs one step of the refund saga (load, credit memo, refund, compensate, record)",
             environment=dict(environment),
         )
-        for table in (tables.ledger, tables.lineage, tables.master_data, tables.exceptions):
+        for table in (tables.ledger, tables.lineage, tables.master_data, tables.exceptions, tables.waiting_room):
             table.grant_read_write_data(self.task_function)
         exception_queue.grant_send_messages(self.task_function)
+        # Recording a refund releases what waits for it (a payout settling it) back to the posting queue.
+        posting_queue.grant_send_messages(self.task_function)
         assert self.task_function.role is not None
         NagSuppressions.add_resource_suppressions(
             self.task_function.role,

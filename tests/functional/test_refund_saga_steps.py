@@ -7,6 +7,7 @@ interpreter in tests/functional/test_refund_saga_local.py; here each step's prom
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,10 +16,11 @@ from billing_sync.domain.errors import ClaimInFlightError, ErpRejectedError, Eve
 from billing_sync.domain.events import RefundIssuedEvent
 from billing_sync.domain.journal import DocumentKind, ErpDocument
 from billing_sync.domain.lineage import LineageStatus
+from billing_sync.domain.ports import Waiter
 from billing_sync.domain.posting import PostingStatus
 from billing_sync.domain.refunds import RefundSaga
 from tests.builders import load_event
-from tests.functional.posting_harness import PostingHarness, canonical, mapping
+from tests.functional.posting_harness import PostingHarness, WaitingHarness, canonical, mapping
 
 PAYABLE = "2250 Refunds Payable"
 CLEARING = "1150 Payment Clearing"
@@ -239,3 +241,42 @@ def test_the_same_refund_delivered_twice_starts_one_execution_named_after_the_ev
     assert first.status is PostingStatus.STARTED
     assert list(booked.workflows.executions) == [f"{event.event_id}-1"]
     assert booked.lineage.get(event.event_id).status is LineageStatus.CLAIMED
+
+
+def test_recording_a_refund_releases_what_waits_for_its_documents() -> None:
+    # GIVEN the Acme invoice and payment are posted in the deployed shape (a waiting room and a queue), and
+    # an event (a payout settling the refund, say) waits for the refund's document by name
+    harness = WaitingHarness()
+    harness.post("stripe_customer_created", "stripe_invoice_finalized", "stripe_invoice_payment_paid")
+    event = refund("stripe_refund_created_partial_1")
+    payout_event = {"event_id": "a-payout-settling-the-refund", "event_type": "payout.paid"}
+    refund_key = f"document:stripe-refund-{event.data.refund_id}"
+    harness.room.hold(
+        Waiter(
+            key=refund_key,
+            event_id="a-payout-settling-the-refund",
+            event=payout_event,
+            wait_until=harness.clock() + timedelta(days=3),
+        )
+    )
+    steps = RefundSaga(
+        erp=harness.erp,
+        master_data=harness.master_data,
+        lineage=harness.lineage,
+        exceptions=harness.exceptions,
+        mapping=mapping(),
+        clock=harness.clock,
+        bookkeeper=harness.bookkeeper,
+        waiting_room=harness.waiting_room,
+        requeue=harness.requeue,
+    )
+    started = harness.service.post(event)
+    execution: dict[str, Any] = {"event": event.model_dump(mode="json"), "name": started.waiting_for}
+    execution["deps"] = steps.run("load", execution)
+    execution["credit_memo_result"] = steps.run("credit_memo", execution)
+    execution["refund_result"] = steps.run("refund", execution)
+    # WHEN the saga records the outcome
+    steps.run("record", execution)
+    # THEN the waiting event is back on the posting queue, once, and no longer held
+    assert harness.queue.messages == [payout_event]
+    assert harness.room.waiting_for(refund_key) == []

@@ -149,18 +149,19 @@ def test_the_task_function_runs_on_the_posting_settings_without_the_saga_arn(syn
     }
 
 
-def test_the_task_function_may_use_only_the_saga_tables_and_the_exception_queue(synthesised):
+def test_the_task_function_may_use_only_the_saga_tables_and_the_two_queues(synthesised):
     # GIVEN the task function's statements and the resources of the stack
     _, task = function_by_module(synthesised, "refund_saga")
     statements = statements_of_role(synthesised, role_logical_id(task))
     granted = json.dumps([s["Resource"] for s in statements])
 
-    # THEN it reads and writes the four tables it needs and sends to the exception queue, nothing more
-    for table in ("StateTablesLedger", "StateTablesLineage", "StateTablesMasterData", "StateTablesExceptions"):
+    # THEN it reads and writes the five tables it needs, sends to the exception queue and (releasing what
+    # waits for a refund it recorded) to the posting queue, nothing more
+    tables = ("StateTablesLedger", "StateTablesLineage", "StateTablesMasterData", "StateTablesExceptions")
+    for table in (*tables, "StateTablesWaitingRoom"):
         assert logical_id_of(synthesised, "AWS::DynamoDB::Table", table) in granted, table
-    assert logical_id_of(synthesised, "AWS::SQS::Queue", "PostingPipelineExceptionQueue") in granted
-    assert logical_id_of(synthesised, "AWS::DynamoDB::Table", "StateTablesWaitingRoom") not in granted
-    assert logical_id_of(synthesised, "AWS::SQS::Queue", "PostingPipelinePostingQueue") not in granted
+    for queue in ("PostingPipelineExceptionQueue", "PostingPipelinePostingQueue"):
+        assert logical_id_of(synthesised, "AWS::SQS::Queue", queue) in granted, queue
     actions = {a for s in statements for a in as_list(s["Action"])}
     assert {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "sqs:SendMessage"} <= actions
     assert not any(a.startswith(("states:", "events:", "s3:", "secretsmanager:")) for a in actions)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from functools import cache
 
+from billing_sync.aws.posting_queue import SqsPostingQueue
 from billing_sync.composition.aws import aws_client, exception_queue, utc_now
 from billing_sync.composition.bookkeeping import bookkeeper
 from billing_sync.composition.posting import erp_client
 from billing_sync.domain.mapping import AccountMapping
 from billing_sync.domain.refunds import RefundSaga
 from billing_sync.settings import posting_settings
-from billing_sync.state.dynamo import DynamoLineageStore, DynamoMasterDataStore
+from billing_sync.state.dynamo import DynamoLineageStore, DynamoMasterDataStore, DynamoWaitingRoom
 
 
 @cache
@@ -25,4 +26,6 @@ def refund_saga() -> RefundSaga:
         mapping=AccountMapping.model_validate_json(settings.mapping_file.read_bytes()),
         clock=utc_now,
         bookkeeper=bookkeeper(),
+        waiting_room=DynamoWaitingRoom(dynamodb, settings.waiting_room_table_name),
+        requeue=SqsPostingQueue(aws_client("sqs"), settings.posting_queue_url),
     )

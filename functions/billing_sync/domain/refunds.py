@@ -25,8 +25,17 @@ from billing_sync.domain.journal import DocumentKind, ErpRef
 from billing_sync.domain.lineage import EventIdentity, ExceptionStage
 from billing_sync.domain.mapping import AccountMapping
 from billing_sync.domain.outcomes import OutcomeRecorder
-from billing_sync.domain.ports import ErpClient, ExceptionQueue, LineageStore, MasterDataStore
+from billing_sync.domain.ports import (
+    ErpClient,
+    ExceptionQueue,
+    LineageStore,
+    MasterDataStore,
+    PostingQueue,
+    WaitingRoom,
+)
+from billing_sync.domain.posting.resolver import document_key
 from billing_sync.domain.posting.rules import REFUND_SAGA_WORKFLOW
+from billing_sync.domain.waiting import release_waiters
 
 REFUND_SAGA = REFUND_SAGA_WORKFLOW
 
@@ -55,8 +64,12 @@ class RefundSaga:
         mapping: AccountMapping,
         clock: Callable[[], datetime],
         bookkeeper: Bookkeeper | None = None,
+        waiting_room: WaitingRoom | None = None,
+        requeue: PostingQueue | None = None,
     ) -> None:
         self._erp = erp
+        self._waiting = waiting_room
+        self._requeue = requeue
         self._bookkeeper = bookkeeper or Bookkeeper(mapping=mapping, erp=erp)
         self._master_data = master_data
         self._lineage = lineage
@@ -138,6 +151,20 @@ class RefundSaga:
         )
         note = (execution.get("refund_result") or {}).get("note") or f"booked by refund saga {execution.get('name')}"
         self._lineage.mark_posted(event.event_id, document_ids=documents, now=self._clock(), note=note)
+        # What waits for these documents (a payout that settles this refund) may post now.
+        booked = (
+            step.get(name)
+            for step, name in (
+                (execution.get("credit_memo_result"), "credit_memo"),
+                (execution.get("refund_result"), "refund"),
+            )
+            if isinstance(step, Mapping)
+        )
+        release_waiters(
+            (document_key(external_id) for external_id in booked if external_id),
+            waiting=self._waiting,
+            requeue=self._requeue,
+        )
         return {"documents": list(documents)}
 
     def compensate(self, event: RefundIssuedEvent, execution: Mapping[str, Any]) -> dict[str, Any]:

@@ -53,6 +53,7 @@ from billing_sync.domain.ports import (
 from billing_sync.domain.posting.resolver import Resolver, document_key
 from billing_sync.domain.posting.rules import POSTING_RULES, MasterDataUpdate, Plan, PostingRule, RuleKind
 from billing_sync.domain.retry import Delivery, retries_exhausted
+from billing_sync.domain.waiting import release_waiters
 
 DEFAULT_WAIT_HORIZON = timedelta(days=3)
 """Stripe retries a webhook for up to three days; a dependency missing longer than that needs a person."""
@@ -272,12 +273,7 @@ class PostingService:
         return dataclasses.replace(plan, documents=documents)
 
     def _release(self, keys: tuple[str, ...]) -> None:
-        if self._waiting is None or self._requeue is None:
-            return
-        for key in keys:
-            for waiter in self._waiting.waiting_for(key):
-                self._requeue.requeue(waiter.event)
-                self._waiting.drop(key, waiter.event_id)
+        release_waiters(keys, waiting=self._waiting, requeue=self._requeue)
 
     # ---- documents and master data ----
 
