@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from billing_sync.domain.errors import ExceptionCategory, MalformedEventError
+from billing_sync.domain.events import InvoiceLine
 from billing_sync.domain.journal import DocumentKind, ErpDocument
 from billing_sync.domain.lineage import LineageStatus
 from billing_sync.domain.posting import PostingStatus
@@ -402,6 +403,61 @@ def test_truncated_invoice_waits_and_is_never_booked(harness: OutcomeHarness) ->
     # AND past the horizon it is parked, still unbooked
     harness.clock.advance(DEFAULT_WAIT_HORIZON + timedelta(minutes=1))
     assert [r.status for r in harness.service.sweep()] == [PostingStatus.EXCEPTION]
+    assert harness.erp.documents == {}
+
+
+class _InvoiceLinesApi:
+    """The part of the Stripe API a truncated invoice needs: its whole line list (None until Stripe has it)."""
+
+    def __init__(self, lines: dict[str, tuple[InvoiceLine, ...]]) -> None:
+        self.lines = lines
+        self.asked: list[str] = []
+
+    def complete_invoice_lines(self, invoice_id: str) -> tuple[InvoiceLine, ...] | None:
+        self.asked.append(invoice_id)
+        return self.lines.get(invoice_id)
+
+
+def test_truncated_invoice_is_booked_from_the_whole_line_list_the_api_returns() -> None:
+    # GIVEN the Acme invoice delivered with only its first line and has_more, and a Stripe API that returns
+    # every line of it (as /v1/invoices/{id}/lines would, read through the same wire model)
+    whole = canonical("stripe_invoice_finalized")
+    truncated_payload = load_event("stripe_invoice_finalized")
+    truncated_payload["data"]["object"]["lines"]["data"] = truncated_payload["data"]["object"]["lines"]["data"][:1]
+    truncated_payload["data"]["object"]["lines"]["has_more"] = True
+    truncated = canonical(truncated_payload)
+    assert len(truncated.data.lines) < len(whole.data.lines) and not truncated.data.lines_complete
+    api = _InvoiceLinesApi({})
+    harness = OutcomeHarness(reader=api)  # type: ignore[arg-type]
+    harness.post("stripe_customer_created")
+    # WHEN it is posted before the API has the lines, and again once it has them
+    waiting = harness.service.post(truncated)
+    api.lines[whole.data.invoice_id] = whole.data.lines
+    harness.clock.advance(timedelta(minutes=15))
+    [swept] = harness.service.sweep()
+    # THEN it first waits for the API by name, then posts the same document as the complete invoice would
+    assert waiting.status is PostingStatus.WAITING
+    assert waiting.waiting_for == f"stripe-api:stripe:{whole.data.invoice_id}"
+    assert swept.status is PostingStatus.POSTED
+    posted = harness.erp.documents[ACME_INVOICE]
+    reference = OutcomeHarness()
+    reference.post("stripe_customer_created", "stripe_invoice_finalized")
+    assert posted.journal == reference.erp.documents[ACME_INVOICE].journal
+    assert [line.source_line_id for line in posted.lines] == [line.line_id for line in whole.data.lines]
+    assert api.asked == [whole.data.invoice_id] * 3
+
+
+def test_truncated_invoice_whose_api_lines_do_not_add_up_is_parked() -> None:
+    # GIVEN the API returns only the first line of the truncated Acme invoice (not the invoice's subtotal)
+    whole = canonical("stripe_invoice_finalized")
+    payload = load_event("stripe_invoice_finalized")
+    payload["data"]["object"]["lines"]["has_more"] = True
+    harness = OutcomeHarness(reader=_InvoiceLinesApi({whole.data.invoice_id: whole.data.lines[:1]}))  # type: ignore[arg-type]
+    harness.post("stripe_customer_created")
+    # WHEN it is posted
+    result = harness.service.post(canonical(payload))
+    # THEN it is parked VALIDATION, nothing booked from part of its lines
+    assert (result.status, result.category) == (PostingStatus.EXCEPTION, ExceptionCategory.VALIDATION)
     assert harness.erp.documents == {}
 
 

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
 from billing_sync.domain.errors import PermanentPostingError, RetryablePostingError
+from billing_sync.sources.stripe import StripeNormaliser
 from billing_sync.sources.stripe.api import (
     StripeApiAccessError,
     StripeApiReader,
     StripeApiResponseError,
     StripeApiUnavailableError,
 )
+from tests.builders import load_event
 from tests.fakes.stripe_api import balance_transaction, card_fee, charge, payout, payout_list, serving, ts
 
 CHARGE_AT = ts(2026, 11, 1, 1)
@@ -214,3 +217,26 @@ def test_the_posting_composition_reads_with_the_restricted_key_from_its_secret(m
     # THEN both reads succeed against the configured base with the secret's key
     assert first is not None and second is not None
     assert set(fetched) == {"arn:aws:secretsmanager:us-east-1:111122223333:secret:stripe-rk-AbCdEf"}
+
+
+def test_a_truncated_invoices_lines_are_read_as_the_webhook_reads_them():
+    # GIVEN Stripe's line list of the Acme invoice, as /v1/invoices/{id}/lines returns it
+    payload = load_event("stripe_invoice_finalized")
+    invoice = payload["data"]["object"]
+    lines = {
+        "object": "list",
+        "url": f"/v1/invoices/{invoice['id']}/lines",
+        "has_more": False,
+        "data": invoice["lines"]["data"],
+    }
+    webhook = StripeNormaliser(default_legal_entity="US01").normalise(
+        payload, received_at=datetime.fromtimestamp(payload["created"], UTC), raw_ref="s3://raw/in"
+    )
+    with serving(lines) as (_, reader):
+        # WHEN the reader reads them as canonical lines
+        found = reader.complete_invoice_lines(invoice["id"])
+        missing = reader.complete_invoice_lines("in_1NotThereYetXXXXXXXXXXX")
+
+    # THEN they are the lines the webhook carried, field for field; an unknown invoice is None
+    assert found == webhook.data.lines
+    assert missing is None

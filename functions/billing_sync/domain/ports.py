@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from billing_sync.domain.errors import ExceptionCategory
-from billing_sync.domain.events import CustomerUpserted, FinanceEvent
+from billing_sync.domain.events import CustomerUpserted, FinanceEvent, InvoiceLine
 from billing_sync.domain.fx import Rate
 from billing_sync.domain.journal import DocumentKind, ErpCustomer, ErpDocument, ErpRef
 from billing_sync.domain.lineage import EventRef, ExceptionRecord, LineageRecord
@@ -259,5 +259,16 @@ class SourceReader(Protocol):
         ...
 
     def invoice_lines(self, invoice_id: str) -> list[dict[str, Any]] | None:
-        """Every line of an invoice whose event carried a truncated list, None if not found yet."""
+        """Every line of an invoice as the source's API returns it, None if not found yet."""
+        ...
+
+    def complete_invoice_lines(self, invoice_id: str) -> tuple[InvoiceLine, ...] | None:
+        """Every line of an invoice whose event carried a truncated list, as canonical lines; None if not
+        found yet."""
+        ...
+
+    def list_created(self, collection: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """Every object of `collection` (`invoices`, `invoice_payments`, `credit_notes`, `refunds`,
+        `balance_transactions`) created in [start, end), as the source's list API returns them (for
+        reconciliation: what the source holds, delivered as an event or not)."""
         ...

@@ -54,6 +54,26 @@ class Resolver:
         self.reader = reader
         self._catalogue_required = catalogue_required
 
+    def complete_invoice(self, source: str, invoice: InvoiceIssued) -> InvoiceIssued:
+        """The invoice with every line: as delivered, or with the rest of a truncated list read from the source's
+        API. Waits while there is no API, or it does not return the lines yet; never books from part of them."""
+        if invoice.lines_complete:
+            return invoice
+        key = record_key("invoice-lines", source, invoice.invoice_id)
+        if self.reader is None:
+            raise DependencyPendingError(
+                f"invoice {invoice.invoice_id} arrived with a truncated line list and no source API is configured "
+                "to read the rest; it is never booked from part of it",
+                key=key,
+            )
+        lines = self.reader.complete_invoice_lines(invoice.invoice_id)
+        if lines is None:
+            raise DependencyPendingError(
+                f"invoice {invoice.invoice_id} arrived with a truncated line list the API does not return yet",
+                key=source_object_key(source, invoice.invoice_id),
+            )
+        return invoice.model_copy(update={"lines": lines, "lines_complete": True})
+
     def charge_settlement(self, source: str, charge_id: str) -> BalanceTransaction | None:
         """The balance transaction of a charge; None without a source reader; waits while the API lacks it."""
         if self.reader is None:

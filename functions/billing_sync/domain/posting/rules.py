@@ -92,10 +92,9 @@ def _invoice(event: InvoiceIssuedEvent, world: Resolver) -> Plan:
             f"{invoice.customer_id} belongs to {customer_entity}"
         )
     if not invoice.lines_complete:
-        raise DependencyPendingError(
-            f"invoice {invoice.invoice_id} arrived with a truncated line list; it is never booked from part of it",
-            key=record_key("invoice-lines", event.source, invoice.invoice_id),
-        )
+        invoice = world.complete_invoice(event.source, invoice)
+        accounting.check_invoice_totals(invoice)  # the lines read from the API must add up to the invoice too
+        event = event.model_copy(update={"data": invoice})
     classes = world.line_classes(event.source, invoice)
     return Plan(documents=(accounting.invoice_document(event, world.mapping, line_classes=classes),))
 

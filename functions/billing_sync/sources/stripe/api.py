@@ -1,7 +1,8 @@
 """Read-only Stripe API adapter: implements the domain's SourceReader with a restricted key.
 
 Only GETs: a balance transaction, a charge's balance transaction, the balance transactions a payout
-settles and an invoice's lines, paginated by `has_more` / `starting_after`. Money is parsed as strictly
+settles, an invoice's lines and, for reconciliation, the objects of a collection created in a window,
+paginated by `has_more` / `starting_after`. Money is parsed as strictly
 as webhook payloads (integers only; `exchange_rate` a Decimal from the JSON number's text). A 404 is
 "not there yet" (None); 429, 5xx, timeouts and refused connections raise StripeApiUnavailableError
 (retried); 401/403 raise StripeApiAccessError (the key is wrong or lacks a permission: a person must fix it).
@@ -23,7 +24,9 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, Strict, StrictInt
 
 from billing_sync.domain.errors import BillingSyncError, ExceptionCategory, PermanentPostingError, RetryablePostingError
+from billing_sync.domain.events import InvoiceLine
 from billing_sync.domain.ports import BalanceTransaction
+from billing_sync.sources.stripe.wire import StripeInvoiceLine
 
 DEFAULT_API_BASE = "https://api.stripe.com"
 API_VERSION = "2025-10-29.clover"
@@ -31,6 +34,8 @@ API_VERSION = "2025-10-29.clover"
 DEFAULT_TIMEOUT_SECONDS = 5.0
 PAGE_SIZE = 100
 MAX_PAGES = 500  # 50,000 balance transactions in one payout: beyond that, something is wrong
+LIST_COLLECTIONS = ("invoices", "invoice_payments", "credit_notes", "refunds", "balance_transactions")
+"""The collections `list_created` reads for reconciliation."""
 
 
 class StripeApiError:
@@ -139,6 +144,12 @@ class _Charge(_Wire):
 _M = TypeVar("_M", bound=BaseModel)
 
 
+class _Listed(_Wire):
+    id: str
+    object: str
+    created: StrictInt
+
+
 class _ListPage(_Wire):
     object: str
     data: list[dict[str, Any]]
@@ -191,6 +202,28 @@ class StripeApiReader:
 
     def invoice_lines(self, invoice_id: str) -> list[dict[str, Any]] | None:
         return self._list(f"/v1/invoices/{_quote(invoice_id)}/lines", [])
+
+    def complete_invoice_lines(self, invoice_id: str) -> tuple[InvoiceLine, ...] | None:
+        """The invoice's lines read the way its webhook's lines are (same wire model and mapping)."""
+        from billing_sync.sources.stripe.invoices import invoice_line
+
+        raw = self.invoice_lines(invoice_id)
+        if raw is None:
+            return None
+        return tuple(invoice_line(_parse(StripeInvoiceLine, line)) for line in raw)
+
+    def list_created(self, collection: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """Every object of `collection` created in [start, end) (Stripe's `created[gte]` / `created[lt]`), each
+        with an `id` and an integer `created`; raises ValueError for a collection it does not list."""
+        if collection not in LIST_COLLECTIONS:
+            raise ValueError(f"{collection!r} is not one of {LIST_COLLECTIONS}")
+        window = [("created[gte]", str(int(start.timestamp()))), ("created[lt]", str(int(end.timestamp())))]
+        items = self._list(f"/v1/{collection}", window)
+        if items is None:
+            raise StripeApiResponseError(f"GET /v1/{collection}: Stripe answered 404 to a list request")
+        for item in items:
+            _parse(_Listed, item)
+        return items
 
     # ---- HTTP ----
 

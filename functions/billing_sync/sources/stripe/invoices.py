@@ -23,7 +23,8 @@ def tax_amounts(taxes: list[StripeTax] | None) -> tuple[TaxAmount, ...]:
     return tuple(TaxAmount(tax_rate=tax.rate_id, amount=tax.amount, inclusive=tax.is_inclusive) for tax in taxes or ())
 
 
-def _line(line: StripeInvoiceLine) -> InvoiceLine:
+def invoice_line(line: StripeInvoiceLine) -> InvoiceLine:
+    """A Stripe invoice line item as a canonical line (from a webhook or the API)."""
     parent = line.parent
     details = (parent.subscription_item_details or parent.invoice_item_details) if parent else None
     if parent is not None:
@@ -66,7 +67,7 @@ def invoice_issued(envelope: Envelope) -> InvoiceIssuedEvent:
             currency=invoice.currency,
             issued_at=instant(issued),
             due_at=instant(invoice.due_date) if invoice.due_date else None,
-            lines=tuple(_line(line) for line in invoice.lines.data),
+            lines=tuple(invoice_line(line) for line in invoice.lines.data),
             lines_complete=not invoice.lines.has_more,
             subtotal=invoice.subtotal,
             discount_total=sum(discount.amount for discount in invoice.total_discount_amounts or ()),
