@@ -12,15 +12,18 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from billing_sync.composition.balances import balances_store_for
 from billing_sync.erp.ledger import DynamoLedgerErpClient
 from billing_sync.state.dynamo import DynamoLineageStore
+from billing_sync_ops.ops.reconcile import DEFAULT_OUT as RECONCILIATION_OUT
+from billing_sync_ops.ops.reconcile import PeriodOutcome, reconcile_runtime, render_periods
 from billing_sync_ops.ops.revenue import load_mapping, recognise
 from billing_sync_ops.report import build_report, dead_lettered_event_ids, render_summary, saga_executions
 from billing_sync_ops.runtime import REPO_ROOT, LocalRuntime
 from billing_sync_ops.signing import sign_stripe_payload
 
 EVENTS_DIR = REPO_ROOT / "events"
-STRIPE_API_FIXTURES = EVENTS_DIR / "stripe_api"  # what the local Stripe API double serves (payouts)
+STRIPE_API_FIXTURES = EVENTS_DIR / "stripe_api"  # what the local Stripe API double serves (payouts, list API)
 # The samples' invoices run April to November 2026: the demo recognises every month through November.
 RECOGNITION_THROUGH = date(2026, 11, 30)
 
@@ -178,7 +181,11 @@ def collect_report(runtime: LocalRuntime, recognition: dict[str, Any] | None = N
     outputs = runtime.stack.outputs
     dynamodb = runtime._session.client("dynamodb")
     mapping_file = os.environ.get("MAPPING_FILE")
+    mapping = load_mapping(Path(mapping_file) if mapping_file else None)
+    runtime.catch_up_streams()  # the running balances include whatever posted after the workers stopped
+    balances_table = outputs.get("BalancesTableName")
     return build_report(
+        balances=balances_store_for(dynamodb, balances_table, mapping) if balances_table else None,
         lineage=DynamoLineageStore(dynamodb, outputs["LineageTableName"]),
         ledger=DynamoLedgerErpClient(dynamodb, outputs["LedgerTableName"]),
         accepted=runtime.accepted,
@@ -186,7 +193,7 @@ def collect_report(runtime: LocalRuntime, recognition: dict[str, Any] | None = N
         refused=runtime.refused,
         refunds=saga_executions(runtime.stepfunctions, runtime.stack.state_machines.values()),
         recognition=recognition,
-        mapping=load_mapping(Path(mapping_file) if mapping_file else None),
+        mapping=mapping,
     )
 
 
@@ -198,7 +205,16 @@ def write_report(report: dict[str, Any], path: Path | None) -> None:
     print(f"report written to {path}", file=sys.stderr)
 
 
-def run_demo(report_path: Path | None, *, drain_timeout: float = 90) -> dict[str, Any]:
+def reconcile_local(runtime: LocalRuntime, out: Path = RECONCILIATION_OUT) -> list[PeriodOutcome]:
+    """Reconciles every period the demo's documents fall in (April to November 2026) against the Stripe API
+    double's list API, writing extracts and reports under `out`."""
+    mapping_file = os.environ.get("MAPPING_FILE")
+    return reconcile_runtime(runtime, out=out, mapping=load_mapping(Path(mapping_file) if mapping_file else None))
+
+
+def run_demo(
+    report_path: Path | None, *, drain_timeout: float = 90, reconciliation_out: Path = RECONCILIATION_OUT
+) -> dict[str, Any]:
     with LocalRuntime(log_level="ERROR", stripe_fixtures=STRIPE_API_FIXTURES) as runtime:
         print(f"webhook endpoint: {runtime.webhook_url}", file=sys.stderr)
         run_sequence(runtime, drain_timeout=drain_timeout)
@@ -206,6 +222,9 @@ def run_demo(report_path: Path | None, *, drain_timeout: float = 90) -> dict[str
         print(f"recognising revenue through {RECOGNITION_THROUGH.isoformat()} ...", file=sys.stderr)
         recognition = recognise_local(runtime)
         report = collect_report(runtime, recognition)
+        print("reconciling every period with documents ...", file=sys.stderr)
+        reconciliations = reconcile_local(runtime, reconciliation_out)
     print(render_summary(report))
     write_report(report, report_path)
+    print(render_periods(reconciliations))
     return report

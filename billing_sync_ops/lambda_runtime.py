@@ -82,24 +82,34 @@ class LocalFunctionHost:
             return self._handler(dict(event), context)
 
 
-def api_gateway_event(*, method: str, path: str, headers: Mapping[str, str], body: bytes, source_ip: str) -> dict:
-    """An API Gateway REST (v1) Lambda proxy event, as the deployed API sends it."""
+def api_gateway_event(
+    *,
+    method: str,
+    path: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    source_ip: str,
+    resource: str | None = None,
+    path_parameters: Mapping[str, str] | None = None,
+) -> dict:
+    """An API Gateway REST (v1) Lambda proxy event, as the deployed API sends it (`resource` is the route's
+    resource path, `/events/{event_id}/lineage`, when it has path parameters)."""
     try:
         text, encoded = body.decode("utf-8"), False
     except UnicodeDecodeError:
         text, encoded = base64.b64encode(body).decode(), True
     return {
-        "resource": path,
+        "resource": resource or path,
         "path": path,
         "httpMethod": method,
         "headers": dict(headers),
         "multiValueHeaders": {name: [value] for name, value in headers.items()},
         "queryStringParameters": None,
         "multiValueQueryStringParameters": None,
-        "pathParameters": None,
+        "pathParameters": dict(path_parameters) if path_parameters else None,
         "stageVariables": None,
         "requestContext": {
-            "resourcePath": path,
+            "resourcePath": resource or path,
             "httpMethod": method,
             "path": f"/local{path}",
             "stage": "local",

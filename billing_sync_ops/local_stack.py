@@ -21,6 +21,7 @@ import os
 import re
 import subprocess
 import sys
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,12 +71,38 @@ class EventSourceMapping:
 
 
 @dataclass(frozen=True)
+class StreamSourceMapping:
+    """A DynamoDB stream -> function mapping (the ledger's stream feeds the running balances)."""
+
+    stream_arn: str
+    function_logical_id: str
+    batch_size: int
+    report_batch_item_failures: bool
+
+
+@dataclass(frozen=True)
 class ApiRoute:
     http_method: str
     path: str
     function_logical_id: str
     # Headers API Gateway's request validator requires; it answers 400 without calling the function.
     required_headers: tuple[str, ...] = ()
+
+    def path_parameters(self, path: str) -> dict[str, str] | None:
+        """`{name: segment}` when `path` matches this route's resource path (`/events/{event_id}/lineage`), else
+        None; an empty dict for a path without parameters."""
+        wanted, given = self.path.strip("/").split("/"), path.strip("/").split("/")
+        if len(wanted) != len(given):
+            return None
+        parameters: dict[str, str] = {}
+        for pattern, segment in zip(wanted, given, strict=True):
+            if pattern.startswith("{") and pattern.endswith("}"):
+                if not segment:
+                    return None
+                parameters[pattern[1:-1]] = urllib.parse.unquote(segment)
+            elif pattern != segment:
+                return None
+        return parameters
 
 
 @dataclass(frozen=True)
@@ -90,6 +117,7 @@ class LocalStack:
     event_buses: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
     state_machines: dict[str, str] = field(default_factory=dict)  # logical id -> state machine ARN
+    stream_source_mappings: list[StreamSourceMapping] = field(default_factory=list)
 
     def function_for(self, module: str) -> LocalFunction:
         """The function whose handler lives in `billing_sync.handlers.<module>`; raises KeyError."""
@@ -99,9 +127,9 @@ class LocalStack:
         raise KeyError(f"no function with handler module {module!r}")
 
     def route(self, http_method: str, path: str) -> ApiRoute:
-        """The API route for `http_method path`; raises KeyError."""
+        """The API route for `http_method path` (a `{name}` segment matches one path segment); raises KeyError."""
         for api_route in self.api_routes:
-            if api_route.http_method == http_method.upper() and api_route.path == path:
+            if api_route.http_method == http_method.upper() and api_route.path_parameters(path) is not None:
                 return api_route
         raise KeyError(f"no route {http_method} {path}")
 
@@ -234,6 +262,7 @@ def provision(
         event_buses=resolver.attribute_map("AWS::Events::EventBus", "Ref"),
         secrets=resolver.attribute_map("AWS::SecretsManager::Secret", "Ref"),
         state_machines=resolver.attribute_map("AWS::StepFunctions::StateMachine", "Arn"),
+        stream_source_mappings=_stream_source_mappings(by_type.get("AWS::Lambda::EventSourceMapping", {}), resolver),
     )
 
 
@@ -372,13 +401,16 @@ def _create_tables(dynamodb: Any, tables: Mapping[str, Mapping[str, Any]], resol
         ]
         if indexes:
             request["GlobalSecondaryIndexes"] = indexes
+        if "StreamSpecification" in properties:
+            request["StreamSpecification"] = {"StreamEnabled": True, **properties["StreamSpecification"]}
         try:
             description = dynamodb.create_table(**request)["TableDescription"]
         except ClientError as error:
             if error.response["Error"]["Code"] != "ResourceInUseException":
                 raise
             description = dynamodb.describe_table(TableName=name)["Table"]
-        resolver.record(logical_id, Ref=name, Arn=description["TableArn"])
+        streams = {"StreamArn": description["LatestStreamArn"]} if description.get("LatestStreamArn") else {}
+        resolver.record(logical_id, Ref=name, Arn=description["TableArn"], **streams)
 
 
 def _create_queues(sqs: Any, queues: Mapping[str, Mapping[str, Any]], resolver: _Resolver) -> None:
@@ -629,6 +661,27 @@ def _event_source_mappings(mappings: Mapping[str, Mapping[str, Any]], resolver: 
                 batch_size=int(properties.get("BatchSize", 10)),
                 report_batch_item_failures="ReportBatchItemFailures" in properties.get("FunctionResponseTypes", []),
                 maximum_concurrency=properties.get("ScalingConfig", {}).get("MaximumConcurrency"),
+            )
+        )
+    return described
+
+
+def _stream_source_mappings(
+    mappings: Mapping[str, Mapping[str, Any]], resolver: _Resolver
+) -> list[StreamSourceMapping]:
+    stream_arns = set(resolver.attribute_map("AWS::DynamoDB::Table", "StreamArn").values())
+    described = []
+    for resource in mappings.values():
+        properties = resource["Properties"]
+        stream_arn = resolver.try_resolve(properties.get("EventSourceArn"))
+        if stream_arn not in stream_arns:
+            continue
+        described.append(
+            StreamSourceMapping(
+                stream_arn=stream_arn,
+                function_logical_id=_function_logical_id(properties["FunctionName"]),
+                batch_size=int(properties.get("BatchSize", 100)),
+                report_batch_item_failures="ReportBatchItemFailures" in properties.get("FunctionResponseTypes", []),
             )
         )
     return described

@@ -9,11 +9,20 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from billing_sync.domain.journal import DocumentKind, ErpDocument, entity_trial_balance
+from billing_sync.domain.balances import roll_forward as running_roll_forward
+from billing_sync.domain.balances import trial_balance_as_of
+from billing_sync.domain.journal import (
+    DocumentKind,
+    EntityTrialBalance,
+    ErpDocument,
+    TrialBalanceRow,
+    entity_trial_balance,
+)
 from billing_sync.domain.lineage import LineageRecord, LineageStatus
 from billing_sync.domain.mapping import AccountMapping, AccountRole, MappingContext
 from billing_sync.domain.money import Money
 from billing_sync.erp.ledger import DynamoLedgerErpClient
+from billing_sync.state.balances import DynamoBalancesStore
 from billing_sync.state.dynamo import DynamoLineageStore
 from billing_sync_ops.ops.revenue import (
     deferred_revenue_accounts,
@@ -110,8 +119,11 @@ def build_report(
     refunds: list[dict[str, Any]] | None = None,
     recognition: dict[str, Any] | None = None,
     mapping: AccountMapping | None = None,
+    balances: DynamoBalancesStore | None = None,
 ) -> dict[str, Any]:
-    """`refunds` is `saga_executions(...)` for the refund saga (empty when not given); `recognition` the
+    """With `balances` (the running balances table), the trial balances and the deferred revenue roll-forward
+    are read from it (queries per entity) instead of scanning the ledger; `balances_source` says which.
+    `refunds` is `saga_executions(...)` for the refund saga (empty when not given); `recognition` the
     summary of a recognition run (`ops.revenue.recognise`), None when none ran; `mapping` names the
     deferred revenue accounts of the roll-forward (default: the bundled mapping)."""
     records = {record.event_id: record for record in lineage.scan()}
@@ -131,14 +143,18 @@ def build_report(
     ]
     events.sort(key=lambda entry: (entry["outcome"], entry["type"] or "", entry["source_event_id"]))
     outcomes = Counter(entry["outcome"] for entry in events)
-    documents, balanced, rows = ledger.trial_balance()
     mapping = mapping or load_mapping(None)
-    posted = list(ledger.posted_documents())
-    functional = entity_trial_balance(
-        posted,
-        basis="functional",
-        functional_currencies={code: entity.functional_currency for code, entity in mapping.legal_entities.items()},
-    )
+    posted = list(ledger.posted_documents())  # realised FX and payouts list documents
+    if balances is not None:
+        documents, balanced, rows, functional, roll_forward_rows = running_figures(balances, mapping)
+    else:
+        documents, balanced, rows = ledger.trial_balance()
+        functional = entity_trial_balance(
+            posted,
+            basis="functional",
+            functional_currencies={code: entity.functional_currency for code, entity in mapping.legal_entities.items()},
+        )
+        roll_forward_rows = deferred_roll_forward(ledger, deferred_revenue_accounts(mapping))
     return {
         "events": events,
         "totals": {
@@ -161,8 +177,36 @@ def build_report(
         "fx": fx_lines(posted, mapping),
         "payouts": payouts(posted, mapping),
         "recognition": _recognition_entry(recognition),
-        "deferred_revenue": deferred_roll_forward(ledger, deferred_revenue_accounts(mapping)),
+        "deferred_revenue": roll_forward_rows,
+        # Where the trial balances and the roll-forward came from: the running balances or a ledger scan.
+        "balances_source": "running" if balances is not None else "scan",
     }
+
+
+def running_figures(
+    balances: DynamoBalancesStore, mapping: AccountMapping
+) -> tuple[int, bool, list[TrialBalanceRow], EntityTrialBalance, list[dict[str, Any]]]:
+    """(documents, balanced, trial balance over every entity, functional trial balance, deferred revenue
+    roll-forward) from the running balances: the same figures the ledger scan gives."""
+    entities = sorted(mapping.legal_entities)
+    by_entity = trial_balance_as_of(
+        balances.trial_balance_items(entities, basis="transaction"), basis="transaction", as_of=None
+    )
+    totals: dict[tuple[str, str], list[int]] = {}
+    for row in by_entity.rows:
+        total = totals.setdefault((row.account, row.currency), [0, 0])
+        total[0] += row.debit
+        total[1] += row.credit
+    rows = [
+        TrialBalanceRow(account=account, currency=currency, debit=debit, credit=credit)
+        for (account, currency), (debit, credit) in sorted(totals.items())
+    ]
+    functional = trial_balance_as_of(
+        balances.trial_balance_items(entities, basis="functional"), basis="functional", as_of=None
+    )
+    documents = sum(count["documents"] for count in balances.document_counts(entities))
+    roll_forward_rows = running_roll_forward(balances.roll_forward_items(entities))
+    return documents, by_entity.balanced, rows, functional, roll_forward_rows  # type: ignore[return-value]
 
 
 def fx_lines(documents: list[ErpDocument], mapping: AccountMapping) -> list[dict[str, Any]]:

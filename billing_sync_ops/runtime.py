@@ -35,7 +35,7 @@ from billing_sync_ops.lambda_runtime import (
     VisibilityChanges,
     api_gateway_event,
 )
-from billing_sync_ops.local_stack import LocalStack, provision, synthesize_template
+from billing_sync_ops.local_stack import LocalStack, StreamSourceMapping, provision, synthesize_template
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_RATES_FILE = REPO_ROOT / "events" / "rates" / "ecb_2026-11.csv"
@@ -99,6 +99,53 @@ def _ops_discovery() -> Any:
             return None
         raise
     return discovery
+
+
+class StreamPoller:
+    """Plays a DynamoDB stream event source mapping against moto's stream: reads each shard from its start,
+    applies the mapping's filter (inserted `DOC#` items, as the template's filter says), invokes the function
+    with a Lambda-shaped event and, on reported item failures, reads again from the first failed record."""
+
+    def __init__(self, streams: Any, mapping: StreamSourceMapping, host: LocalFunctionHost) -> None:
+        self._streams, self.mapping, self._host = streams, mapping, host
+        self._iterators: dict[str, str] = {}
+        self._lock = threading.Lock()  # its worker thread and `catch_up_streams` may poll at once
+        self.caught_up = False
+
+    def poll_once(self) -> bool:
+        """One read per shard; True when some shard had records."""
+        with self._lock:
+            return self._poll_once()
+
+    def _poll_once(self) -> bool:
+        arn = self.mapping.stream_arn
+        for shard in self._streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+            shard_id = shard["ShardId"]
+            if shard_id not in self._iterators:
+                self._iterators[shard_id] = self._streams.get_shard_iterator(
+                    StreamArn=arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+                )["ShardIterator"]
+        got = False
+        for shard_id, iterator in list(self._iterators.items()):
+            response = self._streams.get_records(ShardIterator=iterator, Limit=self.mapping.batch_size)
+            self._iterators[shard_id] = response.get("NextShardIterator") or iterator
+            records = [
+                dict(record, eventSourceARN=arn)
+                for record in response["Records"]
+                if record["eventName"] == "INSERT" and record["dynamodb"]["Keys"]["pk"]["S"].startswith("DOC#")
+            ]
+            got = got or bool(response["Records"])
+            if records:
+                failures = (self._host.invoke({"Records": records}) or {}).get("batchItemFailures", [])
+                if failures:
+                    self._iterators[shard_id] = self._streams.get_shard_iterator(
+                        StreamArn=arn,
+                        ShardId=shard_id,
+                        ShardIteratorType="AT_SEQUENCE_NUMBER",
+                        SequenceNumber=failures[0]["itemIdentifier"],
+                    )["ShardIterator"]
+        self.caught_up = not got
+        return got
 
 
 @dataclass
@@ -214,6 +261,16 @@ class LocalRuntime:
             threading.Thread(target=self._poll_forever, args=(poller,), name=f"esm-{i}", daemon=True)
             for i, poller in enumerate(self._pollers)
         ]
+        # The ledger's stream plays its event source mapping too: the running balances stay current.
+        streams = self._session.client("dynamodbstreams")
+        self._stream_pollers = [
+            StreamPoller(streams, mapping, self._hosts[mapping.function_logical_id])
+            for mapping in self.stack.stream_source_mappings
+        ]
+        self._threads += [
+            threading.Thread(target=self._poll_stream_forever, args=(poller,), name=f"stream-{i}", daemon=True)
+            for i, poller in enumerate(self._stream_pollers)
+        ]
         self._sweeper = self._hosts[self.stack.function_for("sweep_waiting_room").logical_id]
         self._threads.append(threading.Thread(target=self._sweep_forever, name="sweeper", daemon=True))
         for thread in self._threads:
@@ -297,6 +354,26 @@ class LocalRuntime:
                 print(f"dispatcher error on {poller.mapping.queue_url}: {exc!r}", file=sys.stderr)
                 time.sleep(0.5)
 
+    def catch_up_streams(self, *, max_polls: int = 1000) -> bool:
+        """Delivers what the stack's streams hold now, in this thread (after `stop_workers()` too: what was
+        written since, like the recognition job's releases, reaches the running balances); False at the bound."""
+        for poller in getattr(self, "_stream_pollers", []):
+            for _ in range(max_polls):
+                if not poller.poll_once():
+                    break
+            else:
+                return False
+        return True
+
+    def _poll_stream_forever(self, poller: StreamPoller) -> None:
+        while not self._stopping.is_set():
+            try:
+                if not poller.poll_once():
+                    self._stopping.wait(0.2)
+            except Exception as exc:
+                print(f"stream dispatcher error on {poller.mapping.stream_arn}: {exc!r}", file=sys.stderr)
+                time.sleep(0.5)
+
     # ---- HTTP ----
 
     def _bind_http(self) -> None:
@@ -326,14 +403,18 @@ class LocalRuntime:
     def _serve(self, request: BaseHTTPRequestHandler) -> None:
         length = int(request.headers.get("Content-Length") or 0)
         body = request.rfile.read(length) if length else b""
+        path = request.path.split("?")[0]
         try:
-            route = self.stack.route(request.command, request.path.split("?")[0])
+            route = self.stack.route(request.command, path)
         except KeyError:
             self._reply(request, 404, {"error": "not_found", "message": f"no route {request.command} {request.path}"})
             return
+        # The lineage GETs are IAM-authorised in AWS; here they are served on loopback only, unsigned.
         event = api_gateway_event(
             method=request.command,
-            path=route.path,
+            path=path,
+            resource=route.path,
+            path_parameters=route.path_parameters(path),
             headers=dict(request.headers.items()),
             body=body,
             source_ip=request.client_address[0],
@@ -347,7 +428,7 @@ class LocalRuntime:
         payload = json.loads(response.get("body") or "{}")
         if status == 200 and payload.get("event_id"):
             self.accepted[payload["event_id"]] = payload.get("source_event_id", "")
-        elif status >= 400:
+        elif status >= 400 and route.http_method == "POST":  # refused webhooks; a lineage 404 is an answer
             self.refused.append({"status": status, **payload})
         self._reply(request, status, payload)
 
@@ -400,6 +481,8 @@ class LocalRuntime:
         return running
 
     def _queues_idle(self) -> bool:
+        if any(not poller.caught_up for poller in getattr(self, "_stream_pollers", [])):
+            return False
         for poller in self._pollers:
             if poller.busy:
                 return False

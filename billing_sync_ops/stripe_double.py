@@ -3,8 +3,10 @@
 It serves a directory of JSON files. A file holds one Stripe object or a list of them (balance
 transactions, charges, payouts, disputes, invoices), or a list object as Stripe answered a list request,
 its `url` naming the request it answers (`/v1/balance_transactions?payout=po_…`,
-`/v1/invoices/in_…/lines`). Objects are found by id under their collection (`/v1/charges/ch_…`); lists
-honour `limit` and `starting_after`; `expand[]` replaces an id by the object when the double holds it.
+`/v1/invoices/in_…/lines`). Objects are found by id under their collection (`/v1/charges/ch_…`); a
+collection with no recorded list (`/v1/invoices?created[gte]=…&created[lt]=…`) lists every object of its type
+the double holds, newest first as Stripe does, filtered by `created`; lists honour `limit` and `starting_after`;
+`expand[]` replaces an id by the object when the double holds it.
 Unknown ids answer 404 as Stripe does; a request without a bearer key answers 401.
 """
 
@@ -27,6 +29,8 @@ COLLECTIONS = {
     "disputes": "dispute",
     "invoices": "invoice",
     "refunds": "refund",
+    "invoice_payments": "invoice_payment",
+    "credit_notes": "credit_note",
 }
 LIST_FILTERS = ("payout", "source", "type")
 """Query parameters that select a recorded list; paging and expansion parameters do not."""
@@ -137,8 +141,27 @@ class StripeDouble:
                 return 404, _missing("invoice", parts[2])
             if len(parts) != 2 or parts[1] not in COLLECTIONS:
                 return 404, _error("invalid_request_error", None, f"Unrecognized request URL (GET: {path})")
-            items = []
+            items = [] if query else self._collection(COLLECTIONS[parts[1]], params)
         return 200, self._page(path, items, params, expand)
+
+    def _collection(self, kind: str, params: dict[str, list[str]]) -> list[dict[str, Any]]:
+        """Every held object of `kind` within `created[gte]` / `created[lt]` (and `created[gt]` / `created[lte]`)."""
+        bounds = {
+            op: int(params[f"created[{op}]"][0]) for op in ("gte", "gt", "lt", "lte") if f"created[{op}]" in params
+        }
+
+        def within(created: int) -> bool:
+            return (
+                created >= bounds.get("gte", created)
+                and created > bounds.get("gt", created - 1)
+                and created < bounds.get("lt", created + 1)
+                and created <= bounds.get("lte", created)
+            )
+
+        with self._lock:
+            found = [item for item in self._objects.values() if item.get("object") == kind]
+        found = [item for item in found if isinstance(item.get("created"), int) and within(item["created"])]
+        return sorted(found, key=lambda item: (-item["created"], str(item["id"])))
 
     def _page(
         self, path: str, items: list[dict[str, Any]], params: dict[str, list[str]], expand: list[str]

@@ -8,6 +8,7 @@ deployment region. The function asset is therefore just the `functions/` directo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +59,8 @@ class FunctionFactory:
         timeout: Duration,
         environment: dict[str, str],
         description: str,
+        memory_size: int = MEMORY_SIZE_MB,
+        layers: Sequence[lambda_.ILayerVersion] = (),
     ) -> lambda_.Function:
         log_group = logs.LogGroup(
             scope,
@@ -87,10 +90,11 @@ class FunctionFactory:
                     scope,
                     f"{construct_id}PowertoolsLayer",
                     Fn.sub(powertools_layer_arn_template(self.powertools_layer_version)),
-                )
+                ),
+                *layers,
             ],
             role=role,
-            memory_size=MEMORY_SIZE_MB,
+            memory_size=memory_size,
             timeout=timeout,
             tracing=lambda_.Tracing.ACTIVE,
             logging_format=lambda_.LoggingFormat.JSON,

@@ -1,5 +1,5 @@
 """Operator commands: `dlq list|show|redrive|purge`, `replay`, `mapping check`, `recognize`, `revenue show`,
-`period close|reopen|list`, `rates load`, `ledger trial-balance`, `fx revalue`.
+`period close|reopen|list`, `rates load`, `ledger trial-balance`, `fx revalue`, `reconcile`, `lineage show`.
 
 Wire into the `billing-sync` parser with `add_commands(subparsers)` and dispatch with `run(args)` when
 `args.ops_command` is set. Every command prints one JSON object with `--json`, human text otherwise;
@@ -149,6 +149,13 @@ def add_commands(subparsers: Any) -> None:
     _common(revenue_show)
     revenue_show.set_defaults(ops_command="revenue show")
 
+    lineage = subparsers.add_parser("lineage", help="the trail from raw event to ERP document to reconciliation")
+    lineage_commands = lineage.add_subparsers(dest="lineage_command", required=True)
+    lineage_show = lineage_commands.add_parser("show", help="an event's or a billing document's trail")
+    lineage_show.add_argument("id", help="event id (uuid or evt_...) or billing document as SOURCE/ID (stripe/in_...)")
+    _common(lineage_show)
+    lineage_show.set_defaults(ops_command="lineage show")
+
     period = subparsers.add_parser("period", help="each legal entity's posting calendar: close, reopen, list")
     period_commands = period.add_subparsers(dest="period_command", required=True)
     for verb, text in (("close", "close a period: nothing posts into it"), ("reopen", "open a closed period again")):
@@ -189,6 +196,15 @@ def add_commands(subparsers: Any) -> None:
     fx_revalue.add_argument("--mapping", type=Path, metavar="FILE", help="account mapping (default: the bundled one)")
     _common(fx_revalue)
     fx_revalue.set_defaults(ops_command="fx revalue")
+
+    reconcile = subparsers.add_parser("reconcile", help="billing against the ERP for a period: documents, controls")
+    reconcile.add_argument("--period", type=_period, required=True, metavar="YYYY-MM", help="the month to reconcile")
+    reconcile.add_argument("--entity", help="only this legal entity (default: every entity)")
+    reconcile.add_argument("--out", type=Path, metavar="DIR", help="for extracts and reports (build/reconciliation)")
+    reconcile.add_argument("--mapping", type=Path, metavar="FILE", help="account mapping (default: the bundled one)")
+    reconcile.add_argument("--default-legal-entity", default="US01", help="the stack's DEFAULT_LEGAL_ENTITY")
+    _common(reconcile)
+    reconcile.set_defaults(ops_command="reconcile")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -267,6 +283,10 @@ def _run_on_target(command: str | None, args: argparse.Namespace, target: Any) -
         from billing_sync_ops.ops.revenue import run_recognize
 
         return run_recognize(target, args.through, mapping_file=args.mapping, as_json=args.json)
+    if command == "lineage show":
+        from billing_sync_ops.ops.lineage import lineage_show
+
+        return lineage_show(target, args.id, as_json=args.json)
     if command == "revenue show":
         from billing_sync_ops.ops.revenue import revenue_show
 
@@ -298,5 +318,18 @@ def _run_on_target(command: str | None, args: argparse.Namespace, target: Any) -
         from billing_sync_ops.ops.fx import run_revalue
 
         return run_revalue(target, args.period, legal_entity=args.entity, mapping_file=args.mapping, as_json=args.json)
+    if command == "reconcile":
+        from billing_sync_ops.ops.reconcile import run_reconcile
+
+        return run_reconcile(
+            target,
+            args.period,
+            entity=args.entity,
+            out=args.out,
+            mapping_file=args.mapping,
+            default_legal_entity=args.default_legal_entity,
+            stack_name=args.stack_name,
+            as_json=args.json,
+        )
     log(f"unknown operator command {command!r}")
     return EXIT_USAGE

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -72,6 +72,45 @@ class PostingSettings(_Settings):
     secret_cache_seconds: int = Field(default=300, ge=0)
 
 
+class BalancesSettings(_Settings):
+    """The running balances function (ledger stream -> balances table) and the KPI function."""
+
+    balances_table_name: str = Field(min_length=1)
+    mapping_file: Path = DEFAULT_MAPPING_FILE
+
+
+class KpiSettings(BalancesSettings):
+    lineage_table_name: str = Field(min_length=1)
+    exception_table_name: str = Field(min_length=1)
+    # Only posted events this recent are timed: the scheduled function reads lineage of the last window.
+    kpi_window_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+
+
+class LineageApiSettings(_Settings):
+    lineage_table_name: str = Field(min_length=1)
+    ledger_table_name: str = Field(min_length=1)
+    # Where reconciliation reports lie; without it the trail carries no reconciliation status.
+    reconciliation_bucket: str | None = Field(default=None, min_length=1)
+
+
+class ReconciliationSettings(_Settings):
+    lineage_table_name: str = Field(min_length=1)
+    ledger_table_name: str = Field(min_length=1)
+    reconciliation_bucket: str = Field(min_length=1)
+    reconciliation_glue_database: str | None = Field(default=None, min_length=1)
+    reconciliation_athena_workgroup: str | None = Field(default=None, min_length=1)
+    # duckdb: the engine layer in this function; athena: the same SQL, transpiled, in the workgroup.
+    reconciliation_engine: Literal["duckdb", "athena"] = "duckdb"
+    # The billing side: raw payloads say which documents events delivered; the mapping places them.
+    raw_archive_bucket: str | None = Field(default=None, min_length=1)
+    default_legal_entity: str = "US01"
+    mapping_file: Path = DEFAULT_MAPPING_FILE
+    athena_timeout_seconds: int = Field(default=840, ge=10, le=890)
+    stripe_api_key_secret_arn: str | None = Field(default=None, min_length=1)
+    stripe_api_base: str = Field(default="https://api.stripe.com", pattern=r"^https?://")
+    secret_cache_seconds: int = Field(default=300, ge=0)
+
+
 @cache
 def webhook_settings() -> WebhookSettings:
     return WebhookSettings.from_env()
@@ -85,3 +124,23 @@ def partner_settings() -> IngestSettings:
 @cache
 def posting_settings() -> PostingSettings:
     return PostingSettings.from_env()
+
+
+@cache
+def balances_settings() -> BalancesSettings:
+    return BalancesSettings.from_env()
+
+
+@cache
+def kpi_settings() -> KpiSettings:
+    return KpiSettings.from_env()
+
+
+@cache
+def lineage_api_settings() -> LineageApiSettings:
+    return LineageApiSettings.from_env()
+
+
+@cache
+def reconciliation_settings() -> ReconciliationSettings:
+    return ReconciliationSettings.from_env()

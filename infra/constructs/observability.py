@@ -1,8 +1,8 @@
 """Alarms an operator acts on, all sent to one encrypted SNS topic.
 
 What they watch: the exception queue (anything parked, anything parked too long), posting item failures,
-webhook refusals and server errors, every function's errors and throttles, every rule's permanently
-failed deliveries, and every state machine's failed and timed-out executions.
+webhook refusals and server errors, every function's errors and throttles, stream consumers' lag, every
+rule's permanently failed deliveries, and every state machine's failed and timed-out executions.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ POSTING_FAILURE_PERIODS = 3
 POSTING_FAILURE_DATAPOINTS = 2
 # Stripe sends only signed POSTs: a burst of 4XX is someone probing the endpoint or a rotated secret.
 WEBHOOK_CLIENT_ERROR_THRESHOLD = 20
+# Running balances more than this behind the ledger: reports read stale figures.
+STREAM_MAX_LAG = Duration.minutes(15)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,6 +70,7 @@ class Observability(Construct):
         metrics_namespace: str,
         service_name: str,
         alarm_email: str | None = None,
+        stream_consumers: dict[str, lambda_.IFunction] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.topic = self._alarm_topic()
@@ -175,6 +178,18 @@ class Observability(Construct):
                 threshold=1,
             )
             for name, state_machine in state_machines.items()
+        }
+
+        # A stream consumer falling behind: the ledger stream keeps records 24 h, its mapping gives up at 12 h.
+        self.iterator_age_alarms = {
+            name: self._alarm(
+                f"{name}IteratorAge",
+                f"{name} is more than {STREAM_MAX_LAG.to_minutes():.0f} minutes behind its stream",
+                function.metric("IteratorAge", period=PERIOD, statistic=cloudwatch.Stats.MAXIMUM),
+                threshold=STREAM_MAX_LAG.to_milliseconds(),
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            )
+            for name, function in (stream_consumers or {}).items()
         }
 
     def _alarm_topic(self) -> sns.Topic:

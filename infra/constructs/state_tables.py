@@ -16,7 +16,8 @@ class StateTables(Construct):
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
         self.lineage = self._table("Lineage")
-        self.ledger = self._table("Ledger")
+        # Its stream (new images) feeds the running balances: posting writes nothing more per document.
+        self.ledger = self._table("Ledger", stream=dynamodb.StreamViewType.NEW_IMAGE)
         # Payments (and other documents) by the invoice they apply to: an invoice's payments in one query.
         self.ledger.add_global_secondary_index(
             index_name=LEDGER_APPLIED_TO_INDEX,
@@ -56,8 +57,14 @@ class StateTables(Construct):
             projection_type=dynamodb.ProjectionType.ALL,
         )
 
+        # Running balances per entity, account, currency and month, and one applied-marker per document.
+        self.balances = self._table(
+            "Balances", sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING)
+        )
+
     @property
     def all(self) -> list[dynamodb.Table]:
+        """The tables posting reads and writes (not the balances: only the balances function writes those)."""
         return [self.lineage, self.ledger, self.master_data, self.waiting_room, self.exceptions]
 
     def _table(
@@ -66,12 +73,14 @@ class StateTables(Construct):
         *,
         partition_key: dynamodb.Attribute | None = None,
         sort_key: dynamodb.Attribute | None = None,
+        stream: dynamodb.StreamViewType | None = None,
     ) -> dynamodb.Table:
         return dynamodb.Table(
             self,
             construct_id,
             partition_key=partition_key or dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
             sort_key=sort_key,
+            stream=stream,
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True

@@ -18,7 +18,12 @@ MODULE = "recognize_revenue"
 
 
 def recognition_schedule(synthesised: SynthesisedStack) -> dict:
-    [schedule] = synthesised.resources("AWS::Scheduler::Schedule").values()
+    # The stack has other schedules (reconciliation): this one is the schedule that runs recognition.
+    [schedule] = [
+        s
+        for s in synthesised.resources("AWS::Scheduler::Schedule").values()
+        if s["Properties"]["Target"]["Arn"] == function_arn(synthesised)
+    ]
     return schedule["Properties"]
 
 

@@ -16,11 +16,15 @@ def reset() -> None:
     from billing_sync import settings
     from billing_sync.composition import (
         aws,
+        balances,
         bookkeeping,
         failed_delivery,
         ingest,
+        kpis,
+        lineage,
         posting,
         recognition,
+        reconciliation,
         refund_saga,
     )
 
@@ -40,6 +44,16 @@ def reset() -> None:
         settings.webhook_settings,
         settings.partner_settings,
         settings.posting_settings,
+        settings.balances_settings,
+        settings.kpi_settings,
+        balances.balances_store,
+        balances.account_mapping,
+        kpis.kpi_reader,
+        settings.lineage_api_settings,
+        settings.reconciliation_settings,
+        lineage.lineage_trails,
+        reconciliation.extract_builder,
+        reconciliation.publisher,
     ):
         cached.cache_clear()
     parameters.clear_caches()

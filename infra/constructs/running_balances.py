@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aws_cdk import Duration
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_sqs as sqs
+from cdk_nag import NagPackSuppression, NagSuppressions
+from constructs import Construct
+
+from infra.constructs.state_tables import StateTables
+from infra.function_factory import FunctionFactory
+
+BATCH_SIZE = 100
+# Each attempt retries from the failed record; a batch that keeps failing is bisected down to the record,
+# then its metadata (shard, sequence numbers) goes to the exception queue and the shard moves on.
+STREAM_RETRY_ATTEMPTS = 10
+# The stream keeps records 24 h: give up well before, so the on-failure record can still be replayed.
+STREAM_MAX_RECORD_AGE = Duration.hours(12)
+BALANCES_TIMEOUT = Duration.seconds(60)
+
+
+class RunningBalances(Construct):
+    """The ledger table's stream (new images of inserted documents) -> the balances function -> the balances table.
+
+    The posting path writes nothing more per document: the stream carries each new document, and the
+    function applies it once (a conditional marker in the same transaction). The function reads only the
+    stream and writes only the balances table; failures are bisected, then parked in the exception queue.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        function_factory: FunctionFactory,
+        tables: StateTables,
+        exception_queue: sqs.IQueue,
+        environment: Mapping[str, str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.environment = {**environment, "BALANCES_TABLE_NAME": tables.balances.table_name}
+        self.function = function_factory.create(
+            self,
+            "MaintainBalancesFunction",
+            handler_module="maintain_balances",
+            timeout=BALANCES_TIMEOUT,
+            description="Adds each posted ledger document to the running balances (ledger stream)",
+            environment=dict(self.environment),
+        )
+        tables.balances.grant_read_write_data(self.function)
+        self.event_source = sources.DynamoEventSource(
+            tables.ledger,
+            starting_position=lambda_.StartingPosition.TRIM_HORIZON,
+            batch_size=BATCH_SIZE,
+            bisect_batch_on_error=True,
+            report_batch_item_failures=True,
+            retry_attempts=STREAM_RETRY_ATTEMPTS,
+            max_record_age=STREAM_MAX_RECORD_AGE,
+            on_failure=sources.SqsDlq(exception_queue),
+            # Only inserted documents: customer upserts and anything else in the ledger table never invoke it.
+            filters=[
+                lambda_.FilterCriteria.filter(
+                    {
+                        "eventName": lambda_.FilterRule.is_equal("INSERT"),
+                        "dynamodb": {"Keys": {"pk": {"S": lambda_.FilterRule.begins_with("DOC#")}}},
+                    }
+                )
+            ],
+        )
+        self.function.add_event_source(self.event_source)
+        assert self.function.role is not None
+        NagSuppressions.add_resource_suppressions(
+            self.function.role,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="grant_read_write_data on the balances table adds its indexes (index/*), and the "
+                    "stream grant (dynamodb:ListStreams) has no resource scope in IAM.",
+                    applies_to=[
+                        {"regex": "/^Resource::<StateTablesBalances.*\\.Arn>/index/\\*$/g"},
+                        "Resource::*",
+                    ],
+                )
+            ],
+            apply_to_children=True,
+        )
