@@ -22,8 +22,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from billing_sync.composition.reconciliation import reconciliation_kpis_of
 from billing_sync.domain.errors import BillingSyncError
 from billing_sync.domain.journal import DocumentKind
+from billing_sync.domain.kpis import metric_rows
 from billing_sync.domain.lineage import LineageRecord, LineageStatus
 from billing_sync.domain.mapping import AccountMapping
 from billing_sync.domain.ports import ErpClient, SourceReader
@@ -261,9 +263,12 @@ def _reconcile_on(
 
 
 def summary_payload(outcome: PeriodOutcome) -> dict[str, Any]:
-    """What `reconcile --json` prints: period, entity, documents (a count per class), controls, reports."""
+    """What `reconcile --json` prints: period, entity, documents (a count per class), controls, reports, and `kpis`:
+    the data points the reconcile function publishes as metrics (name, unit, value, legal_entity, class/currency)."""
+    summary = outcome.result.summary()
     return {
-        **outcome.result.summary(),
+        **summary,
+        "kpis": metric_rows(reconciliation_kpis_of(summary)),
         "reconciled": outcome.reconciled,
         "differences": [
             {
@@ -305,6 +310,10 @@ def render(payload: dict[str, Any]) -> str:
             f"{control['right_label']} {format_amount(control['right_amount'], control['currency'])}, "
             f"variance {format_amount(control['variance'], control['currency'])}"
         )
+    for kpi in payload.get("kpis", ()):
+        figure = format_amount(int(kpi["value"]), kpi["currency"]) if "currency" in kpi else f"{kpi['value']:g}"
+        detail = f" {kpi['class']}" if "class" in kpi else ""
+        lines.append(f"  KPI {kpi['name']} {kpi['legal_entity']}{detail}: {figure}")
     lines.append(f"  report: {payload['reports']['html']}")
     return "\n".join(lines)
 

@@ -351,6 +351,50 @@ def publisher() -> S3Publisher:
     return S3Publisher(aws_client("s3"), reconciliation_settings().reconciliation_bucket)
 
 
+def reconciliation_kpis_of(result: Mapping[str, Any]) -> list[Any]:
+    """The KPIs of a run's summary (`domain.kpis.reconciliation_kpis`): differences by class under the entity
+    reconciled (else the all-entities dimension the KPI function uses), deferred revenue variance per entity."""
+    from billing_sync.composition.kpis import ALL_ENTITIES
+    from billing_sync.domain.kpis import reconciliation_kpis
+
+    return reconciliation_kpis(
+        result["documents"], result["controls"], differences_entity=result.get("entity") or ALL_ENTITIES
+    )
+
+
+def publish_reconciliation_kpis(result: Mapping[str, Any]) -> int:
+    """Emit the run's KPIs as EMF metrics, one blob per data point, with the dimensions the KPI function gives
+    them (service, legal entity, then class or currency), so the dashboard and alarms read them. Returns how many.
+
+    A run without a billing side publishes nothing: every ERP document would count as missing in billing.
+    """
+    if not result.get("billing_side_built", True):
+        return 0
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+    from billing_sync.domain.kpis import KPI_NAMESPACE_DIMENSION, kpi_metrics
+    from billing_sync.observability import metrics
+
+    emitted = 0
+    for entity in reconciliation_kpis_of(result):
+        for point in kpi_metrics(entity):
+            with single_metric(
+                name=point.name,
+                unit=MetricUnit(point.unit),
+                value=point.value,
+                namespace=metrics.namespace,
+                default_dimensions={
+                    **metrics.default_dimensions,
+                    "service": str(metrics.service),
+                    KPI_NAMESPACE_DIMENSION: entity.legal_entity,
+                },
+            ) as metric:
+                for name, value in point.dimensions.items():
+                    metric.add_dimension(name=name, value=value)
+            emitted += 1
+    return emitted
+
+
 def run_reconciliation(period: str, entity: str | None) -> dict[str, Any]:
     """Reconcile `period` (YYYY-MM) for `entity` (or every entity) and publish extracts and reports to S3.
 

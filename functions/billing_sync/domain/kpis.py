@@ -7,7 +7,9 @@
 - unapplied cash: customer credit balances plus payments applied to no invoice, per currency;
 - deferred revenue variance: billing's closing deferred revenue minus the ERP's, per currency;
 - exceptions: open ones by category and the oldest one's age;
-- reconciliation differences by class (every class but `matched`).
+- reconciliation differences by class (every class but `matched`);
+- after a reconciliation run, `reconciliation_kpis` turns its summary into the deferred revenue variance and
+  the differences by class (the reconcile function publishes them, the CLI prints them).
 
 Metric names are constants here so the dashboard and alarms (infra) use the names the handler emits.
 """
@@ -19,6 +21,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 INVOICE_COMPLETENESS_COUNT = "InvoiceCompletenessCountPercent"
 INVOICE_COMPLETENESS_AMOUNT = "InvoiceCompletenessAmountPercent"
@@ -200,3 +203,53 @@ def kpi_metrics(kpis: EntityKpis) -> list[Metric]:
         Metric(RECONCILIATION_DIFFERENCES, "Count", n, {"class": c}) for c, n in kpis.reconciliation_differences.items()
     ]
     return points
+
+
+DEFERRED_REVENUE_CLOSING_CONTROL = "deferred_revenue_closing"
+"""The control whose sides are billing's and the ERP's closing deferred revenue (reconciliation/sql/controls.sql)."""
+
+
+def reconciliation_kpis(
+    counts: Mapping[str, int], controls: Iterable[Mapping[str, Any]], *, differences_entity: str
+) -> list[EntityKpis]:
+    """The KPIs of one reconciliation run, from its summary (`counts` per class, `controls` as dicts).
+
+    Differences by class go under `differences_entity` (the entity reconciled, or the all-entities dimension the
+    KPI function uses); each entity gets its deferred revenue variance per currency from the closing control.
+    """
+    billing: dict[str, dict[str, int]] = {}
+    erp: dict[str, dict[str, int]] = {}
+    for control in controls:
+        if control["control"] != DEFERRED_REVENUE_CLOSING_CONTROL:
+            continue
+        entity, currency = str(control["legal_entity"]), str(control["currency"])
+        billing.setdefault(entity, {})[currency] = int(control["left_amount"])
+        erp.setdefault(entity, {})[currency] = int(control["right_amount"])
+    results = {
+        entity: EntityKpis(entity, deferred_revenue_variance=deferred_revenue_variance(billing[entity], erp[entity]))
+        for entity in sorted(billing)
+    }
+    differences = reconciliation_differences(counts)
+    known = results.get(differences_entity)
+    results[differences_entity] = EntityKpis(
+        differences_entity,
+        deferred_revenue_variance=known.deferred_revenue_variance if known else {},
+        reconciliation_differences=differences,
+    )
+    return list(results.values())
+
+
+def metric_rows(results: Iterable[EntityKpis]) -> list[dict[str, Any]]:
+    """Every data point of `results` as a plain row (name, unit, value, legal_entity and its dimensions): what the
+    CLI prints and a run returns, the same figures the metrics carry."""
+    return [
+        {
+            "name": point.name,
+            "unit": point.unit,
+            "value": point.value,
+            KPI_NAMESPACE_DIMENSION: entity.legal_entity,
+            **point.dimensions,
+        }
+        for entity in results
+        for point in kpi_metrics(entity)
+    ]

@@ -2,6 +2,7 @@
 
 `{"period": "YYYY-MM"}` (and optionally `"entity": "US01"`) reconciles that period instead: a re-run or a
 catch-up. Without a period the month before the schedule's `scheduled_time` (else now, UTC) is reconciled.
+After the run its KPIs (differences by class, deferred revenue variance) are published as the KPI function's metrics.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator
 
 from billing_sync.composition.aws import utc_now
-from billing_sync.composition.reconciliation import previous_period, run_reconciliation
+from billing_sync.composition.reconciliation import previous_period, publish_reconciliation_kpis, run_reconciliation
 from billing_sync.observability import logger, metrics
 
 _PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -56,9 +57,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         metrics.add_metric(name=f"Reconciliation_{cls}", unit=MetricUnit.Count, value=count)
     breaks = sum(1 for control in result["controls"] if control["variance"])
     metrics.add_metric(name="ReconciliationControlBreaks", unit=MetricUnit.Count, value=breaks)
+    kpis = publish_reconciliation_kpis(result)
     log = logger.info if result["billing_side_built"] else logger.warning
     log(
         "reconciled" if result["billing_side_built"] else "reconciled the ERP side only: no billing extract builder",
-        extra={"period": result["period"], "entity": result["entity"], "documents": result["documents"]},
+        extra={"period": result["period"], "entity": result["entity"], "documents": result["documents"], "kpis": kpis},
     )
     return result

@@ -11,6 +11,9 @@
   `paid` when nothing remains, else `open`. The port has no due date: an ERP invoice ages by its billing
   document's (the terms posting gave it).
 - Lineage: one row per lineage record, partitioned like the document it posted.
+- Deferred revenue: the roll-forward of both sides (`rollforward.py`): the billing side from every invoice and
+  credit note the list API holds since `DEFERRED_HISTORY_START` (the opening needs all of them), the ERP side from
+  every ERP document's lines on the mapping's deferred revenue accounts.
 - Balance transactions: the list API's for the window; the payout that settled each from the payouts' lists.
 
 A document's period is the month of its date in its legal entity's time zone (the mapping's), the date posting
@@ -45,8 +48,21 @@ from billing_sync.reconciliation.extracts import (
     erp_document_rows,
     erp_external_id,
 )
+from billing_sync.reconciliation.rollforward import (
+    CreditedLine,
+    CreditNoteSchedule,
+    InvoiceSchedule,
+    ServiceLine,
+    billing_roll_forward,
+    deferred_revenue_accounts,
+    erp_roll_forward,
+)
+from billing_sync.sources.stripe.invoices import invoice_line, tax_amounts
+from billing_sync.sources.stripe.wire import StripeCreditNoteLine, StripeInvoiceLine
 
 SOURCE = "stripe"
+DEFERRED_HISTORY_START = datetime(2010, 1, 1, tzinfo=UTC)
+"""Where the list API is read from for the billing side's opening deferred revenue (before Stripe billed anyone)."""
 LIST_MARGIN = timedelta(days=7)
 """How far beyond the periods the list API is read (time zones, drafts finalised days after creation)."""
 
@@ -75,13 +91,15 @@ def list_window(periods: Sequence[str], margin: timedelta = LIST_MARGIN) -> tupl
     return min(start for start, _ in bounds) - margin, max(end for _, end in bounds) + margin
 
 
-def read_billing_objects(reader: SourceReader, start: datetime, end: datetime) -> dict[str, list[dict[str, Any]]]:
-    """Every object of each reconciled collection created in [start, end), an invoice's truncated lines completed.
+def read_billing_objects(
+    reader: SourceReader, start: datetime, end: datetime, collections: Sequence[str] = COLLECTIONS
+) -> dict[str, list[dict[str, Any]]]:
+    """Every object of each of `collections` created in [start, end), an invoice's truncated lines completed.
 
     Raises what the reader raises (StripeApiUnavailableError, StripeApiAccessError, StripeApiResponseError).
     """
-    found = {collection: reader.list_created(collection, start, end) for collection in COLLECTIONS}
-    for invoice in found["invoices"]:
+    found = {collection: reader.list_created(collection, start, end) for collection in collections}
+    for invoice in found.get("invoices", ()):
         lines = invoice.get("lines") or {}
         if lines.get("has_more"):
             complete = reader.invoice_lines(str(invoice["id"]))
@@ -306,6 +324,62 @@ def billing_rows(
     return documents, lines
 
 
+def deferred_schedules(
+    objects: Mapping[str, list[dict[str, Any]]],
+    *,
+    erp_entities: Mapping[str, str],
+    mapping: AccountMapping,
+    default_legal_entity: str,
+) -> tuple[list[InvoiceSchedule], list[CreditNoteSchedule]]:
+    """The finalised invoices (lines at their transaction price over their service periods; void and write-off
+    days) and issued credit notes the list API holds, on their entity's local days, for the roll-forward.
+
+    A voided credit note is left out. Raises pydantic's ValidationError for a line Stripe's wire shape rejects.
+    """
+    calendar = _Calendar(mapping)
+    entities = _Entities(objects, erp_entities, default_legal_entity)
+    invoices: dict[str, InvoiceSchedule] = {}
+    for found in objects.get("invoices", ()):
+        billed = _billed("invoice", found, set())
+        if billed is None or found["id"] in invoices:
+            continue
+        entity = entities.of("invoice", found)
+        lines = []
+        for raw in (found.get("lines") or {}).get("data") or ():
+            line = invoice_line(StripeInvoiceLine.model_validate(raw))
+            lines.append(ServiceLine(line.line_id, line.price, line.period_start, line.period_end))
+        voided = _instant(_transition(found, "voided_at"))
+        written_off = _instant(_transition(found, "marked_uncollectible_at"))
+        invoices[found["id"]] = InvoiceSchedule(
+            invoice_id=str(found["id"]),
+            legal_entity=entity,
+            currency=billed.currency,
+            issued_on=calendar.day(entity, billed.moment),
+            lines=tuple(lines),
+            voided_on=calendar.day(entity, voided) if voided else None,
+            written_off_on=calendar.day(entity, written_off) if written_off else None,
+        )
+    notes: dict[str, CreditNoteSchedule] = {}
+    for found in objects.get("credit_notes", ()):
+        billed = _billed("credit_note", found, set())
+        invoice = invoices.get(str(found.get("invoice")))
+        if billed is None or billed.status == "void" or invoice is None or found["id"] in notes:
+            continue
+        credited = []
+        for raw in (found.get("lines") or {}).get("data") or ():
+            wire = StripeCreditNoteLine.model_validate(raw)
+            taxes = tax_amounts(wire.taxes if wire.taxes is not None else wire.tax_amounts)
+            inclusive = sum(tax.amount for tax in taxes if tax.inclusive)
+            credited.append(CreditedLine(wire.invoice_line_item, wire.amount - wire.discount_amount - inclusive))
+        notes[found["id"]] = CreditNoteSchedule(
+            credit_note_id=str(found["id"]),
+            invoice_id=invoice.invoice_id,
+            credited_on=calendar.day(invoice.legal_entity, billed.moment),
+            lines=tuple(credited),
+        )
+    return list(invoices.values()), list(notes.values())
+
+
 def erp_rows(
     erp: ErpClient,
     documents: Sequence[ErpDocument],
@@ -452,6 +526,14 @@ def build_extracts(
     )
     due_dates = {row.external_id: row.due_date for row in billing if row.due_date}
     erp_documents, erp_lines = erp_rows(erp, documents, mapping=mapping, due_dates=due_dates)
+    # The opening deferred balance needs every invoice and credit note ever billed, not only the window's.
+    history = read_billing_objects(reader, DEFERRED_HISTORY_START, start, ("invoices", "credit_notes"))
+    invoices, credit_notes = deferred_schedules(
+        {name: [*history.get(name, ()), *objects[name]] for name in ("invoices", "invoice_payments", "credit_notes")},
+        erp_entities={document.external_id: document.legal_entity for document in documents},
+        mapping=mapping,
+        default_legal_entity=default_legal_entity,
+    )
     return Extracts(
         billing_documents=billing,
         billing_document_lines=billing_lines,
@@ -461,6 +543,10 @@ def build_extracts(
         balance_transactions=balance_transaction_rows(
             reader, objects["balance_transactions"], mapping=mapping, legal_entity=default_legal_entity
         ),
+        deferred_revenue=[
+            *billing_roll_forward(invoices, credit_notes, periods=periods),
+            *erp_roll_forward(documents, accounts=deferred_revenue_accounts(mapping), periods=periods),
+        ],
     )
 
 
