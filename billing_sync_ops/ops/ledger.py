@@ -1,7 +1,9 @@
 """`billing-sync ledger trial-balance`: debits and credits per legal entity, account and currency.
 
-Read off the embedded ledger's posted documents (one scan). `--as-of DAY` counts only documents posted on
-or before DAY; `--currency functional` adds up the lines' functional amounts in each entity's functional
+Read from the running balances (one query per entity, kept per month from the ledger's stream) when the
+target has them and the as-of day is a month end (or not given); otherwise, for a day within a month, off
+the embedded ledger's posted documents (one scan). `--as-of DAY` counts only documents posted on or
+before DAY; `--currency functional` adds up the lines' functional amounts in each entity's functional
 currency (a line carrying only a functional amount, such as a revaluation, counts there and not in
 transaction currency). Amounts are integer minor units in JSON. Exit code 1 when some entity's debits and
 credits differ in some currency.
@@ -9,10 +11,12 @@ credits differ in some currency.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from billing_sync.composition.balances import balances_store_for
+from billing_sync.domain.balances import trial_balance_as_of
 from billing_sync.domain.journal import CurrencyBasis, EntityTrialBalance, entity_trial_balance
 from billing_sync.domain.money import Money
 from billing_sync_ops.ops.output import EXIT_ITEMS_FAILED, EXIT_OK, EXIT_USAGE, emit, log
@@ -51,16 +55,33 @@ def run_trial_balance(
         log(f"unknown legal entity {legal_entity!r}: the mapping knows {', '.join(sorted(mapping.legal_entities))}")
         return EXIT_USAGE
     functional = {code: entity.functional_currency for code, entity in mapping.legal_entities.items()}
-    balance = entity_trial_balance(
-        ledger_of(target).posted_documents(legal_entity),
-        basis=basis,
-        as_of=as_of,
-        legal_entity=legal_entity,
-        functional_currencies=functional,
-    )
+    balances_table = target.optional_output("BalancesTableName")
+    if balances_table and (as_of is None or (as_of + timedelta(days=1)).day == 1):
+        store = balances_store_for(target.client("dynamodb"), balances_table, mapping)
+        entities = [legal_entity] if legal_entity else sorted(mapping.legal_entities)
+        through = f"{as_of.year:04d}-{as_of.month:02d}" if as_of else None
+        balance = trial_balance_as_of(
+            store.trial_balance_items(entities, basis=basis, through=through), basis=basis, as_of=through
+        ).model_copy(
+            update={
+                "as_of": as_of,
+                "documents": sum(count["documents"] for count in store.document_counts(entities, through=through)),
+            }
+        )
+        source = "running balances"
+    else:
+        balance = entity_trial_balance(
+            ledger_of(target).posted_documents(legal_entity),
+            basis=basis,
+            as_of=as_of,
+            legal_entity=legal_entity,
+            functional_currencies=functional,
+        )
+        source = "ledger"
     payload = {
         "command": "ledger trial-balance",
         "target": target.description,
+        "source": source,
         **trial_balance_payload(balance, legal_entity=legal_entity),
     }
     emit(as_json, payload, _render)

@@ -12,11 +12,15 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from billing_sync.domain.journal import DocumentKind, ErpDocument, JournalLine
+from billing_sync.composition.balances import balances_store_for
+from billing_sync.domain.journal import DocumentKind, ErpDocument, JournalLine, entity_trial_balance
+from billing_sync.domain.mapping import AccountMapping
 from billing_sync.erp.ledger import DynamoLedgerErpClient
 from billing_sync_ops.cli import main
 from tests.fakes.erp import InMemoryErpClient
 from tests.functional.aws_fixtures import create_ledger, create_table
+from tests.functional.test_balances_stream import create_balances_table
+from tests.unit.test_mapping import SHIPPED_MAPPING
 
 AR = "1200 Accounts Receivable"
 REVENUE = "4000 Subscription Revenue"
@@ -202,3 +206,46 @@ def test_posted_documents_reads_every_document_of_an_entity_whole(
     # THEN each comes back whole, and the entity filter keeps only its own
     assert everything == {d.external_id: d for d in (EUR_INVOICE, REVALUATION, JPY_INVOICE)}
     assert set(us01) == {EUR_INVOICE.external_id, REVALUATION.external_id}
+
+
+@pytest.mark.parametrize("basis", ["transaction", "functional"])
+def test_a_month_end_trial_balance_is_read_from_the_running_balances(deployed, capsys, monkeypatch, basis) -> None:
+    # GIVEN the same stack with a Balances table the ledger's stream has fed every posted document into
+    dynamodb = boto3.client("dynamodb")
+    table = create_balances_table(dynamodb, "billing-sync-balances")
+    mapping = AccountMapping.model_validate_json(SHIPPED_MAPPING.read_bytes())
+    store = balances_store_for(dynamodb, table, mapping)
+    for document in (EUR_INVOICE, REVALUATION, JPY_INVOICE):
+        assert store.apply(document)
+    cloudformation = boto3.client("cloudformation")
+    outputs = {
+        o["OutputKey"]: o["OutputValue"]
+        for o in cloudformation.describe_stacks(StackName="BillingSync")["Stacks"][0]["Outputs"]
+    }
+    template = {
+        "Resources": {"Marker": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": {key: {"Value": value} for key, value in {**outputs, "BalancesTableName": table}.items()},
+    }
+    cloudformation.update_stack(StackName="BillingSync", TemplateBody=json.dumps(template))
+    scans: list[str] = []
+    original = DynamoLedgerErpClient.posted_documents
+    monkeypatch.setattr(
+        DynamoLedgerErpClient, "posted_documents", lambda self, *a: scans.append("scan") or original(self, *a)
+    )
+    # WHEN the operator asks for the trial balance at the end of November, and on a day within it
+    code, at_month_end = trial_balance(capsys, "--as-of", "2026-11-30", "--currency", basis)
+    assert scans == []
+    _, within = trial_balance(capsys, "--as-of", "2026-11-29", "--currency", basis)
+    # THEN the month end comes from the running balances without scanning the ledger, and it agrees with the
+    # ledger's own figures (a day within a month is read off the ledger)
+    assert code == 0 and at_month_end["source"] == "running balances" and within["source"] == "ledger"
+    assert scans == ["scan"]
+    monkeypatch.setattr(DynamoLedgerErpClient, "posted_documents", original)
+    ledger_rows = entity_trial_balance(
+        list(deployed.posted_documents()),
+        basis=basis,
+        as_of=date(2026, 11, 30),
+        functional_currencies={code: e.functional_currency for code, e in mapping.legal_entities.items()},
+    )
+    assert at_month_end["rows"] == [row.model_dump(mode="json") for row in ledger_rows.rows]
+    assert at_month_end["documents"] == ledger_rows.documents == 2
