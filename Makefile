@@ -7,7 +7,7 @@ NODE_STAMP := node_modules/.installed
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: demo serve test test-unit lint typecheck synth cdk-synth bench schemas pr clean
+.PHONY: demo serve test test-unit lint typecheck synth cdk-synth bench cost cold-path-venv schemas pr clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,7 +48,25 @@ schemas: $(STAMP)
 	$(PY) -m billing_sync_ops.schemas
 
 bench: $(STAMP) $(NODE_STAMP)
+	-@$(MAKE) --no-print-directory cold-path-venv
 	$(PY) -m billing_sync_ops.bench --output build/bench.json
+
+# Dollars per million events for the mix 20/40/40, itemised (billing_sync_ops/cost.py); about a minute.
+cost: $(STAMP) $(NODE_STAMP)
+	$(PY) -m billing_sync_ops.cost --output build/cost.json
+
+# The deployed runtime's Python (3.13) with the function's runtime dependencies only, at the project's
+# versions, for the bench's cold path; without a pyenv 3.13 the bench uses the project venv and says so.
+RUNTIME_PYTHON ?= $(lastword $(wildcard $(HOME)/.pyenv/versions/3.13.*/bin/python /opt/pyenv/versions/3.13.*/bin/python))
+cold-path-venv: build/py313-runtime/.installed
+
+build/py313-runtime/.installed: $(STAMP)
+	@test -n "$(RUNTIME_PYTHON)" || { echo "no Python 3.13 under pyenv: the bench measures the cold path on $(PY)"; exit 1; }
+	mkdir -p build
+	$(PY) -m pip freeze | grep -iE '^(aws[-_]lambda[-_]powertools|pydantic|pydantic[-_]core|boto3|botocore|s3transfer)==' > build/py313-requirements.txt
+	$(RUNTIME_PYTHON) -m venv build/py313-runtime
+	build/py313-runtime/bin/pip install --quiet -r build/py313-requirements.txt
+	touch $@
 
 pr: lint typecheck test
 

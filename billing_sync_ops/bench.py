@@ -1,6 +1,8 @@
-"""`make bench`: cold-start import cost, AWS calls and DynamoDB writes per event, warm CPU per event.
+"""`make bench`: the whole cold path, AWS calls and DynamoDB writes per event, warm CPU and log bytes per event,
+and dollars per million events (billing_sync_ops.cost).
 
-Everything is measured in one run on this machine: imports in fresh interpreters, the AWS paths in
+Everything is measured in one run on this machine: each handler's first invocation in fresh interpreters
+(Python 3.13 from build/py313-runtime when `make cold-path-venv` could build it), the AWS paths in
 process against moto (`mock_aws`) holding the synthesised stack's resources, provisioned as the local
 runtime provisions them, with the real handlers, their environments from the template and the real
 composition roots. Counts are counted by wrapping botocore's `BaseClient._make_api_call`, which every
@@ -18,6 +20,7 @@ import argparse
 import contextlib
 import hashlib
 import json
+import math
 import os
 import platform
 import shutil
@@ -29,6 +32,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -79,8 +83,11 @@ LAMBDA_ENVIRONMENT = {
 _UNDEPLOYED_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_PROFILE", "POWERTOOLS_DEV")
 
 TARGETS = {
-    "handler_import_ratio": 1.6,
-    "ddb_writes_per_posted_event": 3,
+    "cold_path_ratio": 1.3,
+    "usd_per_million_events": 8.0,
+    "batch10_over_single": 1.5,
+    "ddb_round_trips_per_posted_event": 2,
+    "ddb_writes_per_posted_event": 2,
 }
 
 DDB_WRITE_OPERATIONS = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")
@@ -172,6 +179,270 @@ def measure_imports(runs: int) -> dict[str, Any]:
     }
 
 
+# ---- the whole cold path in fresh interpreters ----
+
+# Run with `python -c`, so it needs nothing but the function's runtime dependencies. Handler mode imports the
+# handler and invokes it with a real first event; botocore's client module is patched as it loads (an import
+# hook, so nothing is imported ahead of the handler) to record every client created and to stop the clock at
+# the first API call, i.e. the first network call. Baseline mode imports boto3 and creates the same clients.
+# The result goes to a file: the handler's logger owns stdout.
+COLD_PATH_CHILD = r"""
+import sys, time
+_started, _started_cpu = time.perf_counter(), time.process_time()
+import importlib.abc, importlib.machinery, json
+_mode, _target, _argument, _result_path = sys.argv[1:5]
+_before = set(sys.modules)
+_state = {"clients": [], "first_call": None, "stopped": None, "stopped_cpu": None}
+
+
+class FirstNetworkCall(BaseException):
+    pass
+
+
+def _patch(client_module):
+    create_client = client_module.ClientCreator.create_client
+
+    def recording_create_client(self, service_name, *args, **kwargs):
+        _state["clients"].append(service_name)
+        return create_client(self, service_name, *args, **kwargs)
+
+    def stop_at_first_call(client, operation_name, api_params):
+        if _state["stopped"] is None:
+            _state["stopped"], _state["stopped_cpu"] = time.perf_counter(), time.process_time()
+            _state["first_call"] = client.meta.service_model.service_name + "." + operation_name
+        raise FirstNetworkCall(operation_name)
+
+    client_module.ClientCreator.create_client = recording_create_client
+    client_module.BaseClient._make_api_call = stop_at_first_call
+
+
+class _PatchBotocoreClient(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name != "botocore.client":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        exec_module = spec.loader.exec_module
+
+        def exec_and_patch(module):
+            exec_module(module)
+            _patch(module)
+
+        spec.loader.exec_module = exec_and_patch
+        return spec
+
+
+sys.meta_path.insert(0, _PatchBotocoreClient())
+
+
+class _Context:
+    function_name = "billing-sync-cold-path"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:billing-sync-cold-path"
+    aws_request_id = "00000000-0000-4000-8000-000000000000"
+    log_group_name = "/aws/lambda/billing-sync-cold-path"
+    log_stream_name = "cold-path"
+
+    def get_remaining_time_in_millis(self):
+        return 10000
+
+
+if _mode == "handler":
+    with open(_argument) as _file:
+        _event = json.load(_file)
+    import importlib
+    _handler = importlib.import_module(_target).lambda_handler
+    try:
+        _handler(_event, _Context())
+    except FirstNetworkCall:
+        pass
+else:
+    import boto3
+    for _service in json.loads(_argument):
+        boto3.client(_service)
+    _state["stopped"], _state["stopped_cpu"] = time.perf_counter(), time.process_time()
+_stopped = _state["stopped"] if _state["stopped"] is not None else time.perf_counter()
+_stopped_cpu = _state["stopped_cpu"] if _state["stopped_cpu"] is not None else time.process_time()
+with open(_result_path, "w") as _file:
+    json.dump(
+        {
+            "seconds": _stopped - _started,
+            "cpu_seconds": _stopped_cpu - _started_cpu,
+            "clients": _state["clients"],
+            "first_call": _state["first_call"],
+            "packages": sorted({name.partition(".")[0] for name in set(sys.modules) - _before}),
+            "modules": len(set(sys.modules) - _before),
+            "python": sys.version.split()[0],
+            "machine": __import__("platform").machine(),
+        },
+        _file,
+    )
+"""
+# What the Lambda service gives every function besides the stack's variables: credentials in the environment
+# (without them botocore would probe the instance metadata service, a network call Lambda never makes) and
+# no shared config files.
+LAMBDA_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "ASIABENCHCOLDPATH000",
+    "AWS_SECRET_ACCESS_KEY": "bench-cold-path-secret",
+    "AWS_SESSION_TOKEN": "bench-cold-path-token",
+    "AWS_CONFIG_FILE": "/nonexistent/aws-config",
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
+}
+COLD_PATH_HANDLERS = {module: module.rsplit(".", 1)[1] for module in HANDLER_MODULES}
+# The ratio is taken on CPU time (the cold path makes no I/O but reading files from the page cache), which
+# other work on shared cores disturbs far less than wall time; wall and whole-process times are reported too.
+_CLOCKS = {"cpu": "cpu_seconds", "wall": "seconds", "process": "process_seconds"}
+PYTHON_RUNTIME_VENV = REPO_ROOT / "build" / "py313-runtime"
+
+
+def cold_path_python() -> tuple[str, str]:
+    """(interpreter, why): the Lambda runtime's Python 3.13 with the runtime dependencies only when
+    `build/py313-runtime` exists (see `make cold-path-venv`), else this interpreter."""
+    candidate = PYTHON_RUNTIME_VENV / "bin" / "python"
+    if candidate.exists():
+        return str(candidate), "Python 3.13 (the deployed runtime) in build/py313-runtime: runtime dependencies only"
+    return sys.executable, "the project venv (no build/py313-runtime): not the deployed Python version"
+
+
+def first_events(invoices: int = 1) -> dict[str, dict[str, Any]]:
+    """A first event per handler: a signed invoice webhook, a partner-bus event, a posting batch of invoices."""
+    _, invoice_payloads, _ = stripe_mix("cold", invoices)
+    partner = {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": invoice_payloads[0]["type"],
+        "source": "aws.partner/stripe.com/ed_bench",
+        "account": ACCOUNT,
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": REGION,
+        "resources": [],
+        "detail": invoice_payloads[0],
+    }
+    queue = f"arn:aws:sqs:{REGION}:{ACCOUNT}:billing-sync-posting-cold"
+    return {
+        "billing_sync.handlers.stripe_webhook": signed_webhook_event(invoice_payloads[0]),
+        "billing_sync.handlers.stripe_partner_events": partner,
+        "billing_sync.handlers.post_to_erp": posting_batches(canonical_details(invoice_payloads), queue)[0],
+    }
+
+
+def function_environments() -> dict[str, dict[str, str]]:
+    """Each handler's environment as the synthesised stack sets it (resource names resolved by provisioning).
+
+    The partner-bus function is only deployed with a partner event source; its settings are the webhook
+    function's without the secret, so it borrows that environment when the stack has no such function."""
+    environments: dict[str, dict[str, str]] = {}
+    for module, short in COLD_PATH_HANDLERS.items():
+        with contextlib.suppress(KeyError), function_stack(short) as environment:
+            environments[module] = dict(environment)
+    environments.setdefault("billing_sync.handlers.stripe_partner_events", environments[HANDLER_MODULES[0]])
+    return environments
+
+
+def run_cold_path_child(python: str, mode: str, target: str, argument: str, env: Mapping[str, str]) -> dict[str, Any]:
+    """One fresh interpreter: `mode` is "handler" (target a module, argument an event file) or "baseline"
+    (argument a JSON list of services). Returns the child's report plus `process_seconds` from outside."""
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
+        result_path = Path(handle.name)
+    try:
+        started = time.perf_counter()
+        result = subprocess.run(
+            [python, "-c", COLD_PATH_CHILD, mode, target, argument, str(result_path)],
+            env=dict(env),
+            cwd=tempfile.gettempdir(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        elapsed = time.perf_counter() - started
+        if result.returncode != 0:
+            raise BenchCheckFailed(f"cold path child {mode} {target} failed:\n{result.stderr[-2000:]}")
+        report: dict[str, Any] = json.loads(result_path.read_text())
+    finally:
+        result_path.unlink(missing_ok=True)
+    report["process_seconds"] = elapsed
+    report["stdout_bytes"] = len(result.stdout.encode())
+    return report
+
+
+def cold_path_env(function_env: Mapping[str, str]) -> dict[str, str]:
+    env = _lambda_process_environment(FUNCTIONS_DIR)
+    env.update(function_env)
+    env.update(LAMBDA_CREDENTIALS)
+    return env
+
+
+def measure_cold_path(runs: int, python: str | None = None) -> dict[str, Any]:
+    """Median first-invocation cold path per handler over the median of boto3 + the same clients."""
+    python, why = (python, "given") if python else cold_path_python()
+    environments = function_environments()
+    events = first_events()
+    with tempfile.TemporaryDirectory(prefix="bench-cold-") as directory:
+        jobs: list[tuple[str, str, str, str, dict[str, str]]] = []
+        first_reports: dict[str, dict[str, Any]] = {}
+        for module in HANDLER_MODULES:
+            event_file = Path(directory) / f"{COLD_PATH_HANDLERS[module]}.json"
+            event_file.write_text(json.dumps(events[module]))
+            env = cold_path_env(environments[module])
+            # discarded as a run, it writes bytecode caches and says which clients the handler creates
+            first_reports[module] = run_cold_path_child(python, "handler", module, str(event_file), env)
+            _check(first_reports[module]["first_call"] is not None, f"{module} made no AWS call on its first event")
+            jobs.append((module, "handler", module, str(event_file), env))
+            services = json.dumps(first_reports[module]["clients"])
+            run_cold_path_child(python, "baseline", "boto3", services, env)
+            jobs.append((f"baseline:{module}", "baseline", "boto3", services, env))
+        samples: dict[str, dict[str, list[float]]] = {label: {kind: [] for kind in _CLOCKS} for label, *_ in jobs}
+        for run in range(runs):
+            for label, mode, target, argument, env in jobs if run % 2 == 0 else reversed(jobs):
+                report = run_cold_path_child(python, mode, target, argument, env)
+                for kind, key in _CLOCKS.items():
+                    samples[label][kind].append(report[key])
+            _progress(f"cold path: round {run + 1}/{runs}")
+
+    def median_ms(label: str, kind: str) -> float:
+        return round(statistics.median(samples[label][kind]) * 1000, 1)
+
+    def ratios(kind: str) -> dict[str, float]:
+        return {
+            module: round(median_ms(module, kind) / median_ms(f"baseline:{module}", kind), 3)
+            for module in HANDLER_MODULES
+        }
+
+    cpu_ratios = ratios("cpu")
+    slowest = max(HANDLER_MODULES, key=lambda module: median_ms(module, "cpu"))
+    return {
+        "cold_path_ratio": cpu_ratios[slowest],
+        "cold_path_slowest_handler": slowest,
+        "cold_path_ratios": cpu_ratios,
+        "cold_path_ratios_wall": ratios("wall"),
+        "cold_path_ratios_whole_process": ratios("process"),
+        "cold_path_cpu_ms": {module: median_ms(module, "cpu") for module in HANDLER_MODULES},
+        "cold_path_baseline_cpu_ms": {module: median_ms(f"baseline:{module}", "cpu") for module in HANDLER_MODULES},
+        "cold_path_wall_ms": {module: median_ms(module, "wall") for module in HANDLER_MODULES},
+        "cold_path_baseline_wall_ms": {module: median_ms(f"baseline:{module}", "wall") for module in HANDLER_MODULES},
+        "cold_path_first_invocation": {
+            module: {
+                "clients": report["clients"],
+                "first_network_call": report["first_call"],
+                "modules_imported": report["modules"],
+                "packages_imported": report["packages"],
+            }
+            for module, report in first_reports.items()
+        },
+        "cold_path_runtime": {
+            "interpreter": python,
+            "python": first_reports[slowest]["python"],
+            "machine": first_reports[slowest]["machine"],
+            "why": why,
+        },
+        "cold_path_samples_ms": {
+            label: {kind: [round(value * 1000, 1) for value in values] for kind, values in clocks.items()}
+            for label, clocks in samples.items()
+        },
+    }
+
+
 # ---- counting and timing AWS calls ----
 
 
@@ -181,6 +452,8 @@ class AwsCallCounter:
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
         self.ddb_writes: Counter[str] = Counter()
+        # estimated on-demand request units, "wru" and "rru" (see billing_sync_ops.cost.ASSUMPTIONS)
+        self.ddb_units: dict[str, float] = {}
 
     @contextlib.contextmanager
     def counting(self) -> Iterator[AwsCallCounter]:
@@ -200,9 +473,64 @@ class AwsCallCounter:
         self.calls[f"{service}.{operation}"] += 1
         if service == "dynamodb" and operation in DDB_WRITE_OPERATIONS:
             self.ddb_writes[operation] += _ddb_write_requests(operation, params)
+        if service == "dynamodb":
+            for kind, units in _ddb_request_units(operation, params).items():
+                self.ddb_units[kind] = self.ddb_units.get(kind, 0.0) + units
 
     def snapshot(self) -> tuple[Counter[str], Counter[str]]:
         return Counter(self.calls), Counter(self.ddb_writes)
+
+
+def _ddb_attribute_bytes(value: Mapping[str, Any]) -> int:
+    (kind, data), *_ = value.items()
+    if kind in ("S", "B"):
+        return len(data.encode() if isinstance(data, str) else data)
+    if kind == "N":
+        return len(str(data)) // 2 + 2
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "M":
+        return 3 + sum(len(name.encode()) + _ddb_attribute_bytes(item) for name, item in data.items())
+    if kind == "L":
+        return 3 + sum(1 + _ddb_attribute_bytes(item) for item in data)
+    return sum(len(str(item).encode()) for item in data)  # SS, NS, BS
+
+
+def ddb_item_bytes(item: Mapping[str, Any]) -> int:
+    """DynamoDB's size of an item in its wire form: attribute names plus values."""
+    return sum(len(name.encode()) + _ddb_attribute_bytes(value) for name, value in item.items())
+
+
+def _ddb_request_units(operation: str, params: Mapping[str, Any]) -> dict[str, float]:
+    """Estimated on-demand units of one request: a put by its item's size, other writes 1, transactions 2x,
+    reads 1 (strongly consistent) or 0.5 per item under 4 KB."""
+
+    def write_units(request: Mapping[str, Any]) -> float:
+        item = request.get("Item")
+        return float(max(1, math.ceil(ddb_item_bytes(item) / 1024))) if item else 1.0
+
+    def read_units(request: Mapping[str, Any]) -> float:
+        return 1.0 if request.get("ConsistentRead") else 0.5
+
+    if operation in ("PutItem", "UpdateItem", "DeleteItem"):
+        return {"wru": write_units(params)}
+    if operation == "BatchWriteItem":
+        requests = [
+            r.get("PutRequest", r.get("DeleteRequest", {}))
+            for rs in params.get("RequestItems", {}).values()
+            for r in rs
+        ]
+        return {"wru": sum(write_units(r) for r in requests)}
+    if operation == "TransactWriteItems":
+        items: list[Mapping[str, Any]] = [next(iter(entry.values()), {}) for entry in params.get("TransactItems", [])]
+        return {"wru": sum(2 * write_units(item) for item in items)}
+    if operation in ("GetItem", "Query", "Scan"):
+        return {"rru": read_units(params)}
+    if operation == "BatchGetItem":
+        return {"rru": sum(read_units(t) * len(t.get("Keys", [])) for t in params.get("RequestItems", {}).values())}
+    if operation == "TransactGetItems":
+        return {"rru": 2.0 * len(params.get("TransactItems", []))}
+    return {}
 
 
 def _ddb_write_requests(operation: str, params: Mapping[str, Any]) -> int:
@@ -215,18 +543,20 @@ def _ddb_write_requests(operation: str, params: Mapping[str, Any]) -> int:
 
 @contextlib.contextmanager
 def moto_cpu_time() -> Iterator[list[int]]:
-    """Accumulates the CPU nanoseconds moto spends answering requests (its botocore before-send hook)."""
+    """Accumulates the CPU nanoseconds moto spends answering requests (its botocore before-send hook).
+
+    Thread CPU time: records posted on several threads would count each other's time in process time."""
     from moto.core.botocore_stubber import BotocoreStubber
 
     answer = BotocoreStubber.__call__
     spent = [0]
 
     def timed(stubber: Any, *args: Any, **kwargs: Any) -> Any:
-        started = time.process_time_ns()
+        started = time.thread_time_ns()
         try:
             return answer(stubber, *args, **kwargs)
         finally:
-            spent[0] += time.process_time_ns() - started
+            spent[0] += time.thread_time_ns() - started
 
     with mock.patch.object(BotocoreStubber, "__call__", timed):
         yield spent
@@ -247,6 +577,57 @@ def discarded_stdout() -> Iterator[None]:
         os.dup2(saved, 1)
         os.close(saved)
         os.close(devnull)
+
+
+@dataclass
+class CapturedLogs:
+    """What the handlers wrote to stdout: Powertools JSON log lines and EMF metric blobs."""
+
+    text: str = ""
+
+    @property
+    def lines(self) -> list[str]:
+        return [line for line in self.text.splitlines() if line.strip()]
+
+    @property
+    def bytes(self) -> int:
+        return sum(len(line.encode()) + 1 for line in self.lines)
+
+    @property
+    def emf_bytes(self) -> int:
+        return sum(len(line.encode()) + 1 for line in self.lines if '"_aws"' in line)
+
+    def metrics(self) -> set[str]:
+        """Distinct CloudWatch metrics (namespace, name and dimension values) the EMF blobs define."""
+        found = set()
+        for line in self.lines:
+            if '"_aws"' not in line:
+                continue
+            blob = json.loads(line)
+            for directive in blob["_aws"]["CloudWatchMetrics"]:
+                for dimensions in directive["Dimensions"] or [[]]:
+                    values = ",".join(f"{name}={blob.get(name)}" for name in dimensions)
+                    for metric in directive["Metrics"]:
+                        found.add(f"{directive['Namespace']}/{metric['Name']}[{values}]")
+        return found
+
+
+@contextlib.contextmanager
+def captured_stdout() -> Iterator[CapturedLogs]:
+    """Like discarded_stdout, but keeps what was written (fd 1 goes to a temporary file) for counting."""
+    captured = CapturedLogs()
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 1)
+        try:
+            yield captured  # print() (EMF metrics) reaches fd 1 through sys.stdout, flushed below
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+            sink.seek(0)
+            captured.text = sink.read().decode(errors="replace")
 
 
 @contextlib.contextmanager
@@ -455,13 +836,23 @@ def measure_ingest_cpu(webhooks: int = 300) -> dict[str, Any]:
         contexts = [LocalLambdaContext("StripeWebhookFunction", 10) for _ in measured]
         with discarded_stdout():
             responses = _invoke_webhooks(lambda_handler, warm_up)
-            with moto_cpu_time() as moto_ns:
-                started = time.process_time_ns()
-                for event, context in zip(measured, contexts, strict=True):
-                    responses.append(lambda_handler(event, context))
-                elapsed = time.process_time_ns() - started
+        with captured_stdout() as logs, moto_cpu_time() as moto_ns:
+            started = time.process_time_ns()
+            for event, context in zip(measured, contexts, strict=True):
+                responses.append(lambda_handler(event, context))
+            elapsed = time.process_time_ns() - started
         _check_accepted(responses, len(events))
-    return _cpu_figures(elapsed, moto_ns[0], webhooks)
+    return _cpu_figures(elapsed, moto_ns[0], webhooks) | _log_figures(logs, events=webhooks, invocations=webhooks)
+
+
+def _log_figures(logs: CapturedLogs, *, events: int, invocations: int) -> dict[str, Any]:
+    return {
+        "log_bytes_per_event": round(logs.bytes / events, 1),
+        "log_bytes_per_event_without_emf": round((logs.bytes - logs.emf_bytes) / events, 1),
+        "emf_bytes_per_invocation": round(logs.emf_bytes / invocations, 1),
+        "log_lines_per_event": round(len(logs.lines) / events, 3),
+        "emf_metrics": sorted(logs.metrics()),
+    }
 
 
 def _cpu_figures(elapsed_ns: int, moto_ns: int, events: int) -> dict[str, Any]:
@@ -518,9 +909,11 @@ def count_ddb_writes(invoices: int = 200) -> dict[str, Any]:
         counter = AwsCallCounter()
         writes: dict[str, Counter[str]] = {}
         calls: dict[str, Counter[str]] = {}
+        units: dict[str, dict[str, float]] = {}
         with counter.counting():
             for kind, details in phases.items():
                 calls_before, writes_before = counter.snapshot()
+                units_before = dict(counter.ddb_units)
                 statuses = Counter(service.handle(detail).status for detail in details)
                 _check(
                     statuses == Counter({PostingStatus.POSTED: len(details)}),
@@ -528,6 +921,9 @@ def count_ddb_writes(invoices: int = 200) -> dict[str, Any]:
                 )
                 calls_after, writes_after = counter.snapshot()
                 calls[kind], writes[kind] = calls_after - calls_before, writes_after - writes_before
+                units[kind] = {
+                    unit: counter.ddb_units.get(unit, 0.0) - units_before.get(unit, 0.0) for unit in ("wru", "rru")
+                }
         _check_books(names, documents=2 * invoices, lineage_posted=sum(len(d) for d in phases.values()))
     customers = len(phases["customer"])
     posted = writes["invoice"] + writes["payment"]
@@ -541,6 +937,10 @@ def count_ddb_writes(invoices: int = 200) -> dict[str, Any]:
         "ddb_writes_per_customer_upsert": round(sum(writes["customer"].values()) / customers, 4),
         "ddb_writes_breakdown": {kind: dict(sorted(counts.items())) for kind, counts in writes.items()},
         "aws_calls_breakdown": {kind: dict(sorted(counts.items())) for kind, counts in calls.items()},
+        "aws_calls_per_event": {kind: _per_event(calls[kind], len(phases[kind])) for kind in phases},
+        "ddb_request_units_per_event": {
+            kind: {unit: round(units[kind][unit] / len(phases[kind]), 4) for unit in ("wru", "rru")} for kind in phases
+        },
     }
 
 
@@ -556,15 +956,16 @@ def measure_posting_cpu(invoices: int = 200) -> dict[str, Any]:
         contexts = [LocalLambdaContext("PostToErpFunction", 60) for _ in batches]
         with discarded_stdout():
             responses = [lambda_handler(batch, context) for batch, context in zip(warm_up, contexts, strict=False)]
-            with moto_cpu_time() as moto_ns:
-                started = time.process_time_ns()
-                for batch, context in zip(measured, contexts[warm_up_batches:], strict=True):
-                    responses.append(lambda_handler(batch, context))
-                elapsed = time.process_time_ns() - started
+        with captured_stdout() as logs, moto_cpu_time() as moto_ns:
+            started = time.process_time_ns()
+            for batch, context in zip(measured, contexts[warm_up_batches:], strict=True):
+                responses.append(lambda_handler(batch, context))
+            elapsed = time.process_time_ns() - started
         failures = sum(len(response.get("batchItemFailures", [])) for response in responses)
         _check(failures == 0, f"{failures} posting records failed")
         _check_books(names, documents=2 * invoices, lineage_posted=len(details))
-    return _cpu_figures(elapsed, moto_ns[0], sum(len(batch["Records"]) for batch in measured))
+    records = sum(len(batch["Records"]) for batch in measured)
+    return _cpu_figures(elapsed, moto_ns[0], records) | _log_figures(logs, events=records, invocations=len(measured))
 
 
 # ---- the run ----
@@ -580,19 +981,32 @@ def _machine() -> dict[str, Any]:
     }
 
 
-def _method(import_runs: int, webhooks: int, invoices: int) -> dict[str, str]:
+def _method(cold_path_runs: int, webhooks: int, invoices: int) -> dict[str, str]:
     return {
-        "handler_import_ratio": (
-            f"Median over {import_runs} fresh interpreters of `python -X importtime -c 'import <handler>'` "
-            "(cumulative microseconds on the handler module's own line, PYTHONPATH=functions), divided by the "
-            f"median of `import boto3` over {import_runs} fresh interpreters in the same run; the largest ratio "
-            "of the three handlers. Rounds alternate the order (baseline first, then handlers last-to-first) to "
-            "spread drift. One discarded run per module first writes bytecode caches. The environment is the "
-            "deployed one (POWERTOOLS_SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE, POWERTOOLS_LOG_LEVEL=INFO, "
-            "AWS_LAMBDA_FUNCTION_NAME, AWS_EXECUTION_ENV), with every other POWERTOOLS_* and PYTHON* variable "
-            "removed. `handler_import_us_without_bytecode` imports a copy of billing_sync without __pycache__ "
-            "and with PYTHONDONTWRITEBYTECODE=1, as the Lambda asset (which excludes *.pyc) is imported; "
-            "libraries keep their bytecode in both cases."
+        "cold_path_ratio": (
+            f"Median over {cold_path_runs} fresh interpreters (COLD_PATH_CHILD, run with `python -c`) of the CPU "
+            "time from the script's first line until the handler's first AWS API call: it imports the handler "
+            "module and invokes lambda_handler with a first event (a signed invoice webhook; an EventBridge "
+            "partner event; an SQS batch of one canonical invoice), so settings, the account mapping, boto3, "
+            "every client, Powertools and parameters load as on Lambda; botocore.client is patched as it loads "
+            "(an import hook, nothing imported early) to record the clients created and to stop at the first "
+            "_make_api_call. Divided by the median CPU time of `import boto3` plus boto3.client() for the same "
+            "services in the same order, in fresh interpreters of the same run, alternating order each round; "
+            "one discarded run each first writes bytecode caches. The environment is the function's from the "
+            "synthesised stack plus what the Lambda service sets (region, function name, memory, credentials in "
+            "variables, no shared config files). The ratio of the slowest handler (by CPU time); per handler in "
+            "cold_path_ratios; wall-clock and whole-process (interpreter start to exit, from outside) ratios "
+            "too. The interpreter is in cold_path_runtime: build/py313-runtime (Python 3.13, as deployed, with "
+            "only aws-lambda-powertools, pydantic and boto3 at the project's versions) when it exists; this "
+            "machine is x86_64, the stack deploys arm64."
+        ),
+        "usd_per_million_events": (
+            "billing_sync_ops.cost.cost_from_bench: the counters and clocks below (AWS calls per webhook and per "
+            "posted customer, invoice and payment; DynamoDB request units estimated from each request's "
+            "parameters; CPU per event excluding moto; the bytes the handlers wrote to stdout, logs and EMF) and "
+            "the synthesised template (memory, tracing mode, API stage tracing and its X-Ray sampling rule, "
+            "access log format, log level), times billing_sync_ops/prices_us_east_1.json; itemised in `cost`, "
+            "with its assumptions."
         ),
         "ddb_writes_per_posted_event": (
             f"PostingService from billing_sync.composition.posting.posting_service() against moto (mock_aws, the "
@@ -617,10 +1031,11 @@ def _method(import_runs: int, webhooks: int, invoices: int) -> dict[str, str]:
         ),
         "ingest_cpu_us_per_event": (
             f"time.process_time_ns() around {webhooks} webhook handler invocations after {WARM_UP_EVENTS} warm-up "
-            "invocations, divided by the invocations; logs and EMF metrics stay enabled (INFO) and go to "
-            "/dev/null. It includes moto's in-process emulation of S3, EventBridge and Secrets Manager, so it is an "
+            "invocations, divided by the invocations; logs and EMF metrics stay at the deployed level and go to "
+            "a temporary file, whose bytes and lines are counted (ingest_log_bytes_per_event, EMF separately). "
+            "It includes moto's in-process emulation of S3, EventBridge and Secrets Manager, so it is an "
             "upper bound. `ingest_cpu_us_per_event_excluding_aws` subtracts the CPU time spent inside moto's "
-            "botocore before-send hook (timed with process_time_ns in the same loop); botocore's own request "
+            "botocore before-send hook (timed with thread_time_ns in the same loop); botocore's own request "
             "building, signing and response parsing, which also run in Lambda, stay in."
         ),
         "posting_cpu_us_per_event": (
@@ -634,42 +1049,36 @@ def _method(import_runs: int, webhooks: int, invoices: int) -> dict[str, str]:
     }
 
 
-def run(*, import_runs: int, webhooks: int, invoices: int) -> dict[str, Any]:
-    started = time.monotonic()
-    _progress(f"imports: {import_runs} rounds of boto3 and {len(HANDLER_MODULES)} handlers in fresh interpreters")
-    imports = measure_imports(import_runs)
+def _measured(*, cold_path_runs: int, webhooks: int, invoices: int, python: str | None = None) -> dict[str, Any]:
+    """The phases the cold start and the cost model need, flattened into bench keys."""
+    _progress(f"cold path: {cold_path_runs} rounds of {len(HANDLER_MODULES)} handlers and their boto3 baselines")
+    cold = measure_cold_path(cold_path_runs, python)
     _progress(f"posting: DynamoDB writes for {invoices} invoices, {invoices} payments and their customers")
     writes = count_ddb_writes(invoices)
     _progress(f"ingest: AWS calls for {webhooks} webhooks")
     calls = count_ingest_calls(webhooks)
-    _progress(f"ingest: warm CPU over {webhooks} webhooks")
+    _progress(f"ingest: warm CPU and logs over {webhooks} webhooks")
     ingest_cpu = measure_ingest_cpu(webhooks)
-    _progress(f"posting: warm CPU over {invoices} invoices, {invoices} payments and their customers")
+    _progress(f"posting: warm CPU and logs over {invoices} invoices, {invoices} payments and their customers")
     posting_cpu = measure_posting_cpu(invoices)
-    results: dict[str, Any] = {
-        "handler_import_ratio": imports["handler_import_ratio"],
-        "handler_import_us": imports["handler_import_us"],
-        "boto3_import_us": imports["boto3_import_us"],
-        "handler_import_ratios": imports["handler_import_ratios"],
-        "handler_import_us_without_bytecode": imports["handler_import_us_without_bytecode"],
-        "handler_import_ratio_without_bytecode": imports["handler_import_ratio_without_bytecode"],
+    return {
+        **{key: value for key, value in cold.items() if key != "cold_path_samples_ms"},
         "ddb_writes_per_posted_event": writes["ddb_writes_per_posted_event"],
         "ddb_writes_per_invoice": writes["ddb_writes_per_invoice"],
         "ddb_writes_per_payment": writes["ddb_writes_per_payment"],
         "ddb_writes_per_customer_upsert": writes["ddb_writes_per_customer_upsert"],
         "ddb_writes_breakdown": writes["ddb_writes_breakdown"],
+        "ddb_request_units_per_event": writes["ddb_request_units_per_event"],
         "posting_aws_calls_breakdown": writes["aws_calls_breakdown"],
+        "posting_aws_calls_per_event": writes["aws_calls_per_event"],
         "aws_calls_per_webhook": calls["aws_calls_per_webhook"],
         "aws_calls_per_webhook_breakdown": calls["aws_calls_per_webhook_breakdown"],
         "aws_calls_breakdown": calls["aws_calls_breakdown"],
-        "ingest_cpu_us_per_event": ingest_cpu["cpu_us_per_event"],
-        "ingest_cpu_us_per_event_excluding_aws": ingest_cpu["cpu_us_per_event_excluding_aws"],
-        "ingest_moto_cpu_share": ingest_cpu["moto_cpu_share"],
-        "posting_cpu_us_per_event": posting_cpu["cpu_us_per_event"],
-        "posting_cpu_us_per_event_excluding_aws": posting_cpu["cpu_us_per_event_excluding_aws"],
-        "posting_moto_cpu_share": posting_cpu["moto_cpu_share"],
+        **{f"ingest_{key}": value for key, value in ingest_cpu.items() if key not in ("events", "emf_metrics")},
+        **{f"posting_{key}": value for key, value in posting_cpu.items() if key not in ("events", "emf_metrics")},
+        "emf_metrics": sorted(set(ingest_cpu["emf_metrics"]) | set(posting_cpu["emf_metrics"])),
         "counts": {
-            "import_runs": import_runs,
+            "cold_path_runs": cold_path_runs,
             "webhooks": calls["webhooks"],
             "ingest_cpu_events": ingest_cpu["events"],
             "customers": writes["customers"],
@@ -677,32 +1086,61 @@ def run(*, import_runs: int, webhooks: int, invoices: int) -> dict[str, Any]:
             "payments": writes["payments"],
             "posting_cpu_events": posting_cpu["events"],
         },
-        "import_samples_us": imports["import_samples_us"],
+        "cold_path_samples_ms": cold["cold_path_samples_ms"],
     }
+
+
+def measure_cost(*, cold_path_runs: int = 1, webhooks: int = 100, invoices: int = 40) -> dict[str, Any]:
+    """`make cost`: the measured phases the cost model needs, priced (see billing_sync_ops.cost)."""
+    from billing_sync_ops import cost
+
+    results = _measured(cold_path_runs=cold_path_runs, webhooks=webhooks, invoices=invoices)
+    priced = cost.cost_from_bench(results, _stack_template(), cost.PriceTable.load())
+    return priced | {"measured": {key: value for key, value in results.items() if key != "cold_path_samples_ms"}}
+
+
+def run(*, cold_path_runs: int, webhooks: int, invoices: int) -> dict[str, Any]:
+    from billing_sync_ops import cost
+
+    started = time.monotonic()
+    results = _measured(cold_path_runs=cold_path_runs, webhooks=webhooks, invoices=invoices)
+    results["cost"] = cost.cost_from_bench(results, _stack_template(), cost.PriceTable.load())
+    results["usd_per_million_events"] = results["cost"]["usd_per_million_events"]
+    # Other phases register here: results.update(<module>.run(...)), with their targets in TARGETS.
+    from billing_sync_ops import bench_posting  # batch10_over_single, DynamoDB writes and round trips
+
+    _progress("posting: batches of 10 against one record with a 100 ms ERP, DynamoDB calls per posted event")
+    results.update(bench_posting.run(invoices=min(invoices, 50)))
     results["targets"] = {
         name: {"target": target, "value": results[name], "met": results[name] <= target}
         for name, target in TARGETS.items()
+        if name in results
     }
-    results["method"] = _method(import_runs, webhooks, invoices)
+    results["method"] = _method(cold_path_runs, webhooks, invoices)
     results["machine"] = _machine()
     results["wall_seconds"] = round(time.monotonic() - started, 1)
     return results
 
 
 def _summary(results: Mapping[str, Any]) -> str:
+    from billing_sync_ops import cost
+
     lines = [f"billing-sync bench ({results['wall_seconds']} s)"]
     for name, target in results["targets"].items():
         lines.append(
             f"  {name}: {target['value']} (target <= {target['target']}: {'met' if target['met'] else 'MISSED'})"
         )
+    runtime = results["cold_path_runtime"]
     lines += [
-        f"  handler_import_us: {results['handler_import_us']} vs boto3 {results['boto3_import_us']}",
+        f"  cold_path_ratios: {results['cold_path_ratios']} on Python {runtime['python']} {runtime['machine']}",
+        f"  cold_path_cpu_ms: {results['cold_path_cpu_ms']} vs boto3 + clients {results['cold_path_baseline_cpu_ms']}",
         f"  ddb_writes_per_customer_upsert: {results['ddb_writes_per_customer_upsert']}",
         f"  aws_calls_per_webhook: {results['aws_calls_per_webhook']} {results['aws_calls_breakdown']}",
         f"  ingest_cpu_us_per_event: {results['ingest_cpu_us_per_event']} "
         f"(excluding moto {results['ingest_cpu_us_per_event_excluding_aws']})",
         f"  posting_cpu_us_per_event: {results['posting_cpu_us_per_event']} "
         f"(excluding moto {results['posting_cpu_us_per_event_excluding_aws']})",
+        cost.table(results["cost"]),
     ]
     return "\n".join(lines)
 
@@ -710,15 +1148,15 @@ def _summary(results: Mapping[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="billing_sync_ops.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "build" / "bench.json")
-    parser.add_argument("--import-runs", type=int, default=9)
+    parser.add_argument("--cold-path-runs", type=int, default=9)
     parser.add_argument("--webhooks", type=int, default=300)
     parser.add_argument("--invoices", type=int, default=200)
     parser.add_argument("--quick", action="store_true", help="small inputs, for a smoke test")
     args = parser.parse_args(argv)
     if args.quick:
-        args.import_runs, args.webhooks, args.invoices = 3, 30, 20
+        args.cold_path_runs, args.webhooks, args.invoices = 3, 30, 20
     try:
-        results = run(import_runs=args.import_runs, webhooks=args.webhooks, invoices=args.invoices)
+        results = run(cold_path_runs=args.cold_path_runs, webhooks=args.webhooks, invoices=args.invoices)
     except BenchCheckFailed as exc:
         print(f"[bench] correctness check failed: {exc}", file=sys.stderr)
         return 1

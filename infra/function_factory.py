@@ -96,15 +96,19 @@ class FunctionFactory:
             role=role,
             memory_size=memory_size,
             timeout=timeout,
-            tracing=lambda_.Tracing.ACTIVE,
+            # Pass-through: a function records a trace when its caller sampled one (the webhook API's
+            # sampling rule); under ACTIVE Lambda's fixed sampling records nearly every invocation.
+            tracing=lambda_.Tracing.PASS_THROUGH,
             logging_format=lambda_.LoggingFormat.JSON,
-            application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
+            # WARN: each event's outcome is already in its lineage record; INFO lines per event doubled the
+            # log bytes (make cost). Lambda's level takes precedence over POWERTOOLS_LOG_LEVEL.
+            application_log_level_v2=lambda_.ApplicationLogLevel.WARN,
             system_log_level_v2=lambda_.SystemLogLevel.WARN,
             log_group=log_group,
             environment={
                 "POWERTOOLS_SERVICE_NAME": self.service_name,
                 "POWERTOOLS_METRICS_NAMESPACE": self.metrics_namespace,
-                "POWERTOOLS_LOG_LEVEL": "INFO",
+                "POWERTOOLS_LOG_LEVEL": "WARNING",
                 **environment,
             },
         )

@@ -80,9 +80,11 @@ class InMemoryLineageStore:
                     update={"redrives": (*held.redrives, entry), "checkpoints": {**held.checkpoints, "redriven": at}}
                 )
 
-    def record(self, record: LineageRecord) -> None:
+    def record(self, record: LineageRecord, *, unless_posted: bool = False) -> None:
         with self._lock:
             held = self.records.get(record.event_id)
+            if unless_posted and held is not None and held.status is LineageStatus.POSTED:
+                return
             # As the DynamoDB adapter updates the item: earlier checkpoints and the redrive trail are kept.
             kept = (
                 {"redrives": held.redrives, "checkpoints": {**held.checkpoints, **record.checkpoints}} if held else {}

@@ -66,7 +66,8 @@ def test_every_function_is_arm64_python312_plus_traced_with_json_logs(synthesise
         runtime = properties["Runtime"]
         assert runtime.startswith("python3.")
         assert int(runtime.removeprefix("python3.")) >= 12, logical_id
-        assert properties["TracingConfig"] == {"Mode": "Active"}, logical_id
+        # Pass-through: traced when the caller sampled (tests/infra/test_tracing_sampling.py)
+        assert properties["TracingConfig"] == {"Mode": "PassThrough"}, logical_id
         assert properties["LoggingConfig"]["LogFormat"] == "JSON", logical_id
         # The factory's 512 MB, or more where a function says why (reconciliation runs DuckDB in memory).
         assert properties["MemorySize"] >= 512, logical_id

@@ -48,12 +48,14 @@ def _ingest_service(settings: IngestSettings) -> IngestService:
 
 @cache
 def webhook_intake() -> WebhookIntake:
-    from aws_lambda_powertools.utilities import parameters  # imports boto3: first invocation only
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider  # imports boto3: first invocation only
 
     settings = webhook_settings()
+    # On the shared client: Powertools' default provider builds a second boto3 session (about 0.1 s cold).
+    secrets = SecretsProvider(boto3_client=aws_client("secretsmanager"))
 
     def check_signature(body: bytes, header: str | None) -> None:
-        secret = parameters.get_secret(settings.stripe_webhook_secret_name, max_age=settings.secret_cache_seconds)
+        secret = secrets.get(settings.stripe_webhook_secret_name, max_age=settings.secret_cache_seconds)
         verify_signature(body, header, parse_secret_list(str(secret)), now=int(time.time()))
 
     return WebhookIntake(check_signature=check_signature, ingest=_ingest_service(settings))

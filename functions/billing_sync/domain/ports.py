@@ -97,8 +97,9 @@ class LineageStore(Protocol):
         """Adds an operator's redrive to the event's trail: when, who (caller identity) and how (filters)."""
         ...
 
-    def record(self, record: LineageRecord) -> None:
-        """Writes a whole record (ignored, exception at ingest, posted without a claim)."""
+    def record(self, record: LineageRecord, *, unless_posted: bool = False) -> None:
+        """Writes a whole record (ignored, exception at ingest, posted without a claim); with `unless_posted`
+        a POSTED record stays as it is."""
         ...
 
     def get(self, event_id: str) -> LineageRecord | None: ...

@@ -177,7 +177,7 @@ class DynamoLineageStore:
         except BotoCoreError as exc:
             raise store_error(exc, _LINEAGE, f"note a redrive of {event_id}") from exc
 
-    def record(self, record: LineageRecord) -> None:
+    def record(self, record: LineageRecord, *, unless_posted: bool = False) -> None:
         item: dict[str, Any] = {
             "pk": _s(record.event_id),
             "source": _s(record.source),
@@ -203,6 +203,11 @@ class DynamoLineageStore:
         expression = "SET " + ", ".join(f"{name} = {value}" for name, value in zip(names, values, strict=True))
         if cleared:
             expression += " REMOVE " + ", ".join(cleared)
+        condition: dict[str, Any] = {}
+        if unless_posted:
+            names["#status_now"] = "status"
+            values[":posted"] = _s(LineageStatus.POSTED)
+            condition["ConditionExpression"] = "attribute_not_exists(pk) OR #status_now <> :posted"
         try:
             self._client.update_item(
                 TableName=self._table,
@@ -210,8 +215,13 @@ class DynamoLineageStore:
                 UpdateExpression=expression,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
+                **condition,
             )
-        except (BotoCoreError, ClientError) as exc:
+        except ClientError as exc:
+            if unless_posted and error_code(exc) == "ConditionalCheckFailedException":
+                return  # posted meanwhile by another delivery of the same event
+            raise store_error(exc, _LINEAGE, f"record {record.event_id}") from exc
+        except BotoCoreError as exc:
             raise store_error(exc, _LINEAGE, f"record {record.event_id}") from exc
 
     def get(self, event_id: str) -> LineageRecord | None:

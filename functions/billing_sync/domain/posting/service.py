@@ -5,6 +5,11 @@ claim (conditional write) -> resolve what it depends on (or wait for it by name)
 A retry after an unknown outcome (crash after the ERP accepted, timeout) is safe because the ERP
 adapter creates by external id only when no document with that id exists; a second version of a
 posted document with other amounts is an exception, never silently dropped.
+
+With an ERP whose create by external id is itself conditional (the embedded ledger's conditional put,
+`claim_documents=False`), a document rule takes no claim: lineage is read once (a POSTED event is a
+duplicate), the conditional create lets one document through under concurrent deliveries and retries,
+and lineage is written once with the outcome. Sagas keep the claim: their executions hold it.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -33,11 +38,12 @@ from billing_sync.domain.errors import (
 )
 from billing_sync.domain.events import FINANCE_EVENT, CustomerUpsertedEvent, FinanceEvent
 from billing_sync.domain.journal import ErpDocument, ErpRef
-from billing_sync.domain.lineage import EventRef, ExceptionStage, LineageStatus
+from billing_sync.domain.lineage import EventRef, ExceptionStage, LineageRecord, LineageStatus
 from billing_sync.domain.mapping import AccountMapping
 from billing_sync.domain.outcomes import OutcomeRecorder
 from billing_sync.domain.periods import moved_note
 from billing_sync.domain.ports import (
+    Claim,
     ClaimState,
     ErpClient,
     ExceptionQueue,
@@ -100,7 +106,9 @@ class PostingService:
         saga_lease: timedelta = DEFAULT_WAIT_HORIZON + timedelta(days=1),
         bookkeeper: Bookkeeper | None = None,
         reader: SourceReader | None = None,
+        claim_documents: bool = True,
     ) -> None:
+        self._claim_documents = claim_documents
         self._erp = erp
         self._lineage = lineage
         self._master_data = master_data
@@ -150,8 +158,12 @@ class PostingService:
                 )
 
         now = self._clock()
-        lease = self._saga_lease if rule.kind is RuleKind.SAGA else self._claim_lease
-        claim = self._lineage.claim(ref, now=now, lease_until=now + lease)
+        unclaimed = rule.kind is RuleKind.DOCUMENT and not self._claim_documents
+        if unclaimed:
+            claim = self._lineage_read(event.event_id, now=now)
+        else:
+            lease = self._saga_lease if rule.kind is RuleKind.SAGA else self._claim_lease
+            claim = self._lineage.claim(ref, now=now, lease_until=now + lease)
         if claim.state is ClaimState.ALREADY_POSTED:
             return PostingResult(event.event_id, PostingStatus.DUPLICATE, claim.erp_document_ids)
         if claim.state is ClaimState.IN_FLIGHT:
@@ -161,7 +173,7 @@ class PostingService:
                 return PostingResult(event.event_id, PostingStatus.DUPLICATE)
             raise ClaimInFlightError(f"event {event.event_id} is being posted by another worker")
         try:
-            plan = self._plan_or_wait(event, rule, claim.first_seen)
+            plan = self._plan_or_wait(event, rule, claim, unclaimed=unclaimed)
             if isinstance(plan, _Held):
                 category = ExceptionCategory.DEPENDENCY_PENDING
                 return PostingResult(event.event_id, PostingStatus.WAITING, category=category, waiting_for=plan.key)
@@ -185,15 +197,28 @@ class PostingService:
         except RetryablePostingError as exc:
             if (exhausted := retries_exhausted(exc, delivery)) is not None:
                 return self._park(event, ref, attempts=claim.attempts, first_seen=claim.first_seen, error=exhausted)
-            self._mark_pending(event, exc.category, exc.reason)
+            self._mark_pending(event, claim, exc.category, exc.reason, unclaimed=unclaimed)
             raise
         except Exception as exc:
             if (exhausted := retries_exhausted(exc, delivery)) is not None:
                 return self._park(event, ref, attempts=claim.attempts, first_seen=claim.first_seen, error=exhausted)
-            self._mark_pending(event, ExceptionCategory.INTERNAL, f"{type(exc).__name__}: {exc}")
+            self._mark_pending(
+                event, claim, ExceptionCategory.INTERNAL, f"{type(exc).__name__}: {exc}", unclaimed=unclaimed
+            )
             raise
         note = "; ".join(part for part in (plan.note, moved_note(plan.documents)) if part) or None
-        self._lineage.mark_posted(event.event_id, document_ids=document_ids, now=self._clock(), note=note)
+        if unclaimed:
+            self._outcomes.settled(
+                ref,
+                status=LineageStatus.POSTED,
+                reason=note,
+                attempts=claim.attempts,
+                first_seen=claim.first_seen,
+                checkpoints=_checkpoints(event),
+                document_ids=document_ids,
+            )
+        else:
+            self._lineage.mark_posted(event.event_id, document_ids=document_ids, now=self._clock(), note=note)
         self._release(plan.provides + tuple(document_key(document.external_id) for document in plan.documents))
         return PostingResult(event.event_id, PostingStatus.POSTED, document_ids)
 
@@ -217,8 +242,18 @@ class PostingService:
 
     # ---- waiting by name ----
 
-    def _plan_or_wait(self, event: FinanceEvent, rule: PostingRule, first_seen: datetime) -> Plan | _Held:
+    def _lineage_read(self, event_id: str, *, now: datetime) -> Claim:
+        """In place of a claim: what lineage holds (one read). The conditional create is the guard."""
+        held = self._lineage.get(event_id)
+        if held is not None and held.status is LineageStatus.POSTED:
+            return Claim(ClaimState.ALREADY_POSTED, held.attempts, held.first_seen, held.erp_document_ids)
+        if held is None:
+            return Claim(ClaimState.CLAIMED, 1, now)
+        return Claim(ClaimState.CLAIMED, held.attempts + 1, held.first_seen)
+
+    def _plan_or_wait(self, event: FinanceEvent, rule: PostingRule, claim: Claim, *, unclaimed: bool) -> Plan | _Held:
         """The plan, or _Held when the event is now held by the name of what it waits for."""
+        first_seen = claim.first_seen
         try:
             return self._plan(event, rule)
         except DependencyPendingError as exc:
@@ -245,12 +280,13 @@ class PostingService:
                 plan = self._plan(event, rule)
             except DependencyPendingError as again:
                 if again.key == pending.key:
-                    self._lineage.mark_failed(
-                        event.event_id,
-                        status=LineageStatus.WAITING,
-                        category=ExceptionCategory.DEPENDENCY_PENDING,
-                        reason=f"waiting for {pending.key}: {pending.reason}",
-                        now=self._clock(),
+                    self._note(
+                        event,
+                        claim,
+                        LineageStatus.WAITING,
+                        ExceptionCategory.DEPENDENCY_PENDING,
+                        f"waiting for {pending.key}: {pending.reason}",
+                        unclaimed=unclaimed,
                     )
                     return _Held(held_key)
                 self._waiting.drop(held_key, event.event_id)
@@ -347,11 +383,39 @@ class PostingService:
 
     # ---- outcomes ----
 
-    def _mark_pending(self, event: FinanceEvent, category: ExceptionCategory, reason: str) -> None:
+    def _mark_pending(
+        self, event: FinanceEvent, claim: Claim, category: ExceptionCategory, reason: str, *, unclaimed: bool
+    ) -> None:
         """Releases the claim and says why, so lineage explains the retry (and a dead letter)."""
-        self._lineage.mark_failed(
-            event.event_id, status=LineageStatus.PENDING, category=category, reason=reason, now=self._clock()
+        self._note(event, claim, LineageStatus.PENDING, category, reason, unclaimed=unclaimed)
+
+    def _note(
+        self,
+        event: FinanceEvent,
+        claim: Claim,
+        status: LineageStatus,
+        category: ExceptionCategory,
+        reason: str,
+        *,
+        unclaimed: bool,
+    ) -> None:
+        """Says why the event is not posted yet: on the claim, or (unclaimed) as a whole record that never
+        overwrites POSTED, since a concurrent delivery of the same event may have posted it meanwhile."""
+        now = self._clock()
+        if not unclaimed:
+            self._lineage.mark_failed(event.event_id, status=status, category=category, reason=reason, now=now)
+            return
+        record = LineageRecord(
+            **_event_ref(event).identity(),
+            status=status,
+            category=category,
+            reason=reason,
+            attempts=claim.attempts,
+            first_seen=claim.first_seen,
+            last_seen=now,
+            checkpoints=_checkpoints(event),
         )
+        self._lineage.record(record, unless_posted=True)
 
     def _park(
         self, event: FinanceEvent, ref: EventRef, *, attempts: int, first_seen: datetime, error: PermanentPostingError
@@ -391,6 +455,49 @@ class PostingService:
             event=dict(detail),
         )
         return PostingResult(event_id, PostingStatus.EXCEPTION, category=ExceptionCategory.MALFORMED)
+
+
+def posting_lanes(details: Sequence[Mapping[str, Any]]) -> list[list[int]]:
+    """Indexes of `details` (canonical events as JSON data) split into lanes that may post in parallel.
+
+    Events about the same invoice or credit note share a lane, and so does every event of a customer
+    whose upsert is among them; a lane keeps arrival order. Lanes only spare a wait: the waiting room
+    still makes any order post the same books.
+    """
+    keys = [_lane_keys(detail) for detail in details]
+    owned = {key for own, _ in keys for key in own}
+    parent = list(range(len(details)))
+
+    def root(index: int) -> int:
+        while parent[index] != index:
+            parent[index] = parent[parent[index]]
+            index = parent[index]
+        return index
+
+    first: dict[str, int] = {}
+    for index, (own, refers) in enumerate(keys):
+        for key in sorted(own | (refers & owned)):
+            if key in first:
+                parent[root(index)] = root(first[key])
+            else:
+                first[key] = index
+    lanes: dict[int, list[int]] = {}
+    for index in range(len(details)):
+        lanes.setdefault(root(index), []).append(index)
+    return list(lanes.values())
+
+
+def _lane_keys(detail: Mapping[str, Any]) -> tuple[frozenset[str], frozenset[str]]:
+    """(what the event is about, what it refers to) by name, from its payload's ids."""
+    data = detail.get("data")
+    if not isinstance(data, Mapping):
+        return frozenset(), frozenset()
+    own = {f"{name}:{data[name]}" for name in ("invoice_id", "credit_note_id") if isinstance(data.get(name), str)}
+    customer = data.get("customer_id")
+    refers: set[str] = set()
+    if isinstance(customer, str):
+        (own if detail.get("event_type") == "customer.upserted" else refers).add(f"customer_id:{customer}")
+    return frozenset(own), frozenset(refers)
 
 
 @dataclass(frozen=True)
