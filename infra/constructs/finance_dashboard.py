@@ -2,18 +2,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Duration, Stack, TimeZone
+from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_scheduler as scheduler
-from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 from billing_sync.domain import kpis
+from infra.constructs.function_schedule import ScheduledRun, schedule_function
 from infra.constructs.state_tables import StateTables
 from infra.function_factory import FunctionFactory
 
@@ -76,50 +75,20 @@ class FinanceDashboard(Construct):
             ],
             apply_to_children=True,
         )
-        stack = Stack.of(self)
-        self.schedule_role = iam.Role(
+        self.schedule_role, self.schedule = schedule_function(
             self,
-            "PublishKpisScheduleRole",
-            assumed_by=iam.ServicePrincipal(
-                "scheduler.amazonaws.com",
-                conditions={
-                    "StringEquals": {"aws:SourceAccount": stack.account},
-                    "ArnEquals": {
-                        "aws:SourceArn": f"arn:{stack.partition}:scheduler:{stack.region}:{stack.account}"
-                        ":schedule-group/default"
-                    },
-                },
-            ),
-            description="Lets the KPI schedule invoke its function and dead-letter",
-        )
-        self.schedule = scheduler.Schedule(
-            self,
-            "PublishKpisSchedule",
-            description="Publishes the finance KPIs every hour",
-            schedule=scheduler.ScheduleExpression.expression(KPI_SCHEDULE, TimeZone.ETC_UTC),
-            time_window=scheduler.TimeWindow.off(),
-            target=scheduler_targets.LambdaInvoke(
-                self.function,
-                input=scheduler.ScheduleTargetInput.from_object(
-                    {"scheduled_time": scheduler.ContextAttribute.scheduled_time}
-                ),
-                dead_letter_queue=exception_queue,
+            self.function,
+            ScheduledRun(
+                name="PublishKpis",
+                expression=KPI_SCHEDULE,
+                description="Publishes the finance KPIs every hour",
+                role_description="Lets the KPI schedule invoke its function and dead-letter",
+                function_id_prefix="FinanceDashboardPublishKpisFunction",
+                payload={"scheduled_time": scheduler.ContextAttribute.scheduled_time},
                 retry_attempts=2,
                 max_event_age=Duration.hours(1),
-                role=self.schedule_role,
             ),
-        )
-        NagSuppressions.add_resource_suppressions(
-            self.schedule_role,
-            [
-                NagPackSuppression(
-                    id="AwsSolutions-IAM5",
-                    reason="LambdaInvoke's grant also allows the function's versions and aliases (<arn>:*), "
-                    "the one function the schedule runs.",
-                    applies_to=[{"regex": "/^Resource::<FinanceDashboardPublishKpisFunction[0-9A-F]+\\.Arn>:\\*$/g"}],
-                )
-            ],
-            apply_to_children=True,
+            dead_letter_queue=exception_queue,
         )
 
         namespace, service = function_factory.metrics_namespace, function_factory.service_name

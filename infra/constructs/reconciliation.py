@@ -33,7 +33,6 @@ from aws_cdk import (
     ILocalBundling,
     RemovalPolicy,
     Stack,
-    TimeZone,
 )
 from aws_cdk import aws_athena as athena
 from aws_cdk import aws_glue as glue
@@ -41,7 +40,6 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_scheduler as scheduler
-from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from cdk_nag import NagPackSuppression, NagSuppressions
@@ -50,6 +48,7 @@ from constructs import Construct
 from billing_sync.reconciliation.athena import S3Layout
 from billing_sync.reconciliation.extracts import PARTITION_COLUMNS, TABLES, glue_columns
 from billing_sync.settings import DEFAULT_MAPPING_FILE
+from infra.constructs.function_schedule import ScheduledRun, schedule_function
 from infra.constructs.state_tables import StateTables
 from infra.function_factory import RUNTIME, FunctionFactory
 
@@ -364,54 +363,24 @@ class Reconciliation(Construct):
         )
 
     def _schedule(self, schedule_expression: str, exception_queue: sqs.IQueue) -> scheduler.Schedule:
-        stack = Stack.of(self)
-        self.schedule_role = iam.Role(
+        # No period: the handler reconciles the month before the scheduled time.
+        self.schedule_role, schedule = schedule_function(
             self,
-            "ReconcileScheduleRole",
-            assumed_by=iam.ServicePrincipal(
-                "scheduler.amazonaws.com",
-                conditions={
-                    "StringEquals": {"aws:SourceAccount": stack.account},
-                    "ArnEquals": {
-                        "aws:SourceArn": f"arn:{stack.partition}:scheduler:{stack.region}:{stack.account}"
-                        ":schedule-group/default"
-                    },
+            self.function,
+            ScheduledRun(
+                name="Reconcile",
+                expression=schedule_expression,
+                description="Reconciles the previous month, every entity, once a month",
+                role_description="Lets the reconciliation schedule invoke its function and dead-letter",
+                function_id_prefix="ReconciliationReconcileFunction",
+                payload={
+                    "schedule_arn": scheduler.ContextAttribute.schedule_arn,
+                    "scheduled_time": scheduler.ContextAttribute.scheduled_time,
                 },
-            ),
-            description="Lets the reconciliation schedule invoke its function and dead-letter",
-        )
-        schedule = scheduler.Schedule(
-            self,
-            "ReconcileSchedule",
-            description="Reconciles the previous month, every entity, once a month",
-            schedule=scheduler.ScheduleExpression.expression(schedule_expression, TimeZone.ETC_UTC),
-            time_window=scheduler.TimeWindow.off(),
-            target=scheduler_targets.LambdaInvoke(
-                self.function,
-                # No period: the handler reconciles the month before the scheduled time.
-                input=scheduler.ScheduleTargetInput.from_object(
-                    {
-                        "schedule_arn": scheduler.ContextAttribute.schedule_arn,
-                        "scheduled_time": scheduler.ContextAttribute.scheduled_time,
-                    }
-                ),
-                dead_letter_queue=exception_queue,
                 retry_attempts=SCHEDULE_RETRY_ATTEMPTS,
                 max_event_age=SCHEDULE_MAX_EVENT_AGE,
-                role=self.schedule_role,
             ),
-        )
-        NagSuppressions.add_resource_suppressions(
-            self.schedule_role,
-            [
-                NagPackSuppression(
-                    id="AwsSolutions-IAM5",
-                    reason="LambdaInvoke's grant also allows the function's versions and aliases (<arn>:*), "
-                    "the one function the schedule runs.",
-                    applies_to=[{"regex": "/^Resource::<ReconciliationReconcileFunction[0-9A-F]+\\.Arn>:\\*$/g"}],
-                )
-            ],
-            apply_to_children=True,
+            dead_letter_queue=exception_queue,
         )
         return schedule
 

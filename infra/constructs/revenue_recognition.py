@@ -2,14 +2,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Duration, Stack, TimeZone
-from aws_cdk import aws_iam as iam
+from aws_cdk import Duration
 from aws_cdk import aws_scheduler as scheduler
-from aws_cdk import aws_scheduler_targets as scheduler_targets
 from aws_cdk import aws_sqs as sqs
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
+from infra.constructs.function_schedule import ScheduledRun, schedule_function
 from infra.constructs.state_tables import StateTables
 from infra.function_factory import FunctionFactory
 
@@ -71,57 +70,23 @@ class RevenueRecognition(Construct):
             apply_to_children=True,
         )
 
-        # Its own role rather than the stack-wide one LambdaInvoke would share among targets: this schedule
-        # (of this account's default group) may invoke this function and dead-letter, nothing else.
-        stack = Stack.of(self)
-        self.schedule_role = iam.Role(
+        # No `through`: the handler runs through the last day of the previous month. The schedule and the time
+        # it fired are what an operator finds in the exception queue if delivery fails.
+        self.schedule_role, self.schedule = schedule_function(
             self,
-            "RecognizeRevenueScheduleRole",
-            assumed_by=iam.ServicePrincipal(
-                "scheduler.amazonaws.com",
-                conditions={
-                    "StringEquals": {"aws:SourceAccount": stack.account},
-                    "ArnEquals": {
-                        "aws:SourceArn": f"arn:{stack.partition}:scheduler:{stack.region}:{stack.account}"
-                        ":schedule-group/default"
-                    },
+            self.function,
+            ScheduledRun(
+                name="RecognizeRevenue",
+                expression=schedule_expression,
+                description="Releases last month's deferred revenue on the 1st of each month",
+                role_description="Lets the revenue recognition schedule invoke its function and dead-letter",
+                function_id_prefix="RevenueRecognitionRecognizeRevenueFunction",
+                payload={
+                    "schedule_arn": scheduler.ContextAttribute.schedule_arn,
+                    "scheduled_time": scheduler.ContextAttribute.scheduled_time,
                 },
-            ),
-            description="Lets the revenue recognition schedule invoke its function and dead-letter",
-        )
-        self.schedule = scheduler.Schedule(
-            self,
-            "RecognizeRevenueSchedule",
-            description="Releases last month's deferred revenue on the 1st of each month",
-            schedule=scheduler.ScheduleExpression.expression(schedule_expression, TimeZone.ETC_UTC),
-            time_window=scheduler.TimeWindow.off(),
-            target=scheduler_targets.LambdaInvoke(
-                self.function,
-                # No `through`: the handler runs through the last day of the previous month. The schedule and
-                # the time it fired are what an operator finds in the exception queue if delivery fails.
-                input=scheduler.ScheduleTargetInput.from_object(
-                    {
-                        "schedule_arn": scheduler.ContextAttribute.schedule_arn,
-                        "scheduled_time": scheduler.ContextAttribute.scheduled_time,
-                    }
-                ),
-                dead_letter_queue=exception_queue,
                 retry_attempts=SCHEDULE_RETRY_ATTEMPTS,
                 max_event_age=SCHEDULE_MAX_EVENT_AGE,
-                role=self.schedule_role,
             ),
-        )
-        NagSuppressions.add_resource_suppressions(
-            self.schedule_role,
-            [
-                NagPackSuppression(
-                    id="AwsSolutions-IAM5",
-                    reason="LambdaInvoke's grant also allows the function's versions and aliases (<arn>:*), "
-                    "the one function the schedule runs.",
-                    applies_to=[
-                        {"regex": "/^Resource::<RevenueRecognitionRecognizeRevenueFunction[0-9A-F]+\\.Arn>:\\*$/g"}
-                    ],
-                )
-            ],
-            apply_to_children=True,
+            dead_letter_queue=exception_queue,
         )
