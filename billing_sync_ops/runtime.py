@@ -16,18 +16,21 @@ import json
 import logging
 import math
 import os
+import re
 import socket
 import sys
 import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import boto3
 
+from billing_sync.domain.webhook import MAX_WEBHOOK_BYTES
 from billing_sync_ops.lambda_runtime import (
     LocalFunctionHost,
     QueuePoller,
@@ -101,6 +104,113 @@ def _ops_discovery() -> Any:
     return discovery
 
 
+class _BodyRefused(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+_DIGITS = re.compile(r"[0-9]+")
+_CHUNK_SIZE = re.compile(r"[0-9A-Fa-f]{1,16}")
+_MAX_CHUNK_LINE = 4096
+_MAX_TRAILER_LINES = 64
+
+
+def _error_code(status: HTTPStatus) -> str:
+    return status.phrase.lower().replace(" ", "_").replace("-", "_")
+
+
+def _read_body(request: BaseHTTPRequestHandler, *, max_bytes: int, timeout_seconds: float) -> bytes:
+    """The request body, read within `timeout_seconds` in all; raises _BodyRefused.
+
+    Content-Length over `max_bytes` is 413 before a byte is read; a body shorter than its
+    Content-Length (the client stops or closes) is 400 once the deadline passes or the stream ends.
+    Transfer-Encoding: chunked is decoded (the signature is then checked over the decoded bytes, as API
+    Gateway hands them to the function); any other coding, or chunked together with Content-Length
+    (a smuggling shape), is 400.
+    """
+    reader = _DeadlineReader(request, timeout_seconds)
+    codings = [c.strip().lower() for v in request.headers.get_all("Transfer-Encoding") or [] for c in v.split(",")]
+    lengths = {v.strip() for v in request.headers.get_all("Content-Length") or []}
+    if codings and lengths:
+        raise _BodyRefused(400, "ambiguous_length", "a request may carry Content-Length or Transfer-Encoding, not both")
+    if codings:
+        if codings != ["chunked"]:
+            raise _BodyRefused(400, "unsupported_transfer_encoding", f"Transfer-Encoding {', '.join(codings)}")
+        return reader.chunked(max_bytes)
+    if not lengths:
+        return b""
+    value = lengths.pop()
+    if lengths or not _DIGITS.fullmatch(value):
+        raise _BodyRefused(400, "bad_content_length", "Content-Length must be one non-negative integer")
+    if int(value) > max_bytes:
+        raise _BodyRefused(413, "payload_too_large", f"body is {value} bytes; the limit is {max_bytes}")
+    return reader.exactly(int(value))
+
+
+class _DeadlineReader:
+    """Reads a request body within one deadline, whatever pace the client sends at."""
+
+    def __init__(self, request: BaseHTTPRequestHandler, timeout_seconds: float) -> None:
+        self._rfile = request.rfile
+        self._connection = request.connection
+        self._timeout = timeout_seconds
+        self._deadline = time.monotonic() + timeout_seconds
+
+    def _arm(self) -> None:
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise self._late()
+        self._connection.settimeout(remaining)
+
+    def _late(self) -> _BodyRefused:
+        return _BodyRefused(400, "incomplete_body", f"the body did not arrive within {self._timeout:g} s")
+
+    def exactly(self, length: int) -> bytes:
+        data = bytearray()
+        try:
+            while len(data) < length:
+                self._arm()
+                piece = self._rfile.read1(length - len(data))
+                if not piece:
+                    raise _BodyRefused(400, "incomplete_body", f"the body ended after {len(data)} of {length} bytes")
+                data += piece
+        except TimeoutError:
+            raise self._late() from None
+        return bytes(data)
+
+    def _line(self) -> bytes:
+        try:
+            self._arm()
+            line = self._rfile.readline(_MAX_CHUNK_LINE + 1)
+        except TimeoutError:
+            raise self._late() from None
+        if not line.endswith(b"\n"):
+            if len(line) > _MAX_CHUNK_LINE:
+                raise _BodyRefused(400, "bad_chunked_body", "a chunk header line is too long")
+            raise _BodyRefused(400, "incomplete_body", "the chunked body ended early")
+        return line.rstrip(b"\r\n")
+
+    def chunked(self, max_bytes: int) -> bytes:
+        data = bytearray()
+        while True:
+            size_text = self._line().split(b";", 1)[0].strip()
+            if not _CHUNK_SIZE.fullmatch(size_text.decode("latin-1")):
+                raise _BodyRefused(400, "bad_chunked_body", "a chunk size is not a hexadecimal number")
+            size = int(size_text, 16)
+            if size == 0:
+                break
+            if len(data) + size > max_bytes:
+                raise _BodyRefused(413, "payload_too_large", f"the chunked body exceeds the limit of {max_bytes} bytes")
+            data += self.exactly(size)
+            if self._line():
+                raise _BodyRefused(400, "bad_chunked_body", "a chunk is longer than its size")
+        for _ in range(_MAX_TRAILER_LINES):
+            if not self._line():
+                return bytes(data)
+        raise _BodyRefused(400, "bad_chunked_body", "too many trailer lines")
+
+
 class StreamPoller:
     """Plays a DynamoDB stream event source mapping against moto's stream: reads each shard from its start,
     applies the mapping's filter (inserted `DOC#` items, as the template's filter says), invokes the function
@@ -165,6 +275,8 @@ class LocalRuntime:
     sweep_interval_seconds: float = 60.0
     log_level: str = "WARNING"
     stripe_fixtures: Path | None = None  # a directory the local Stripe API double serves (else no Stripe API)
+    read_timeout_seconds: float = 5.0  # a request's line, headers and body must arrive within this
+    max_body_bytes: int = MAX_WEBHOOK_BYTES  # a longer body is refused with 413 before it is read
     accepted: dict[str, str] = field(default_factory=dict)  # event id -> source event id
     refused: list[dict[str, Any]] = field(default_factory=list)
 
@@ -380,11 +492,19 @@ class LocalRuntime:
         runtime = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                runtime._serve(self)
+            timeout = runtime.read_timeout_seconds  # request line and headers; the body has its own deadline
 
-            def do_GET(self) -> None:
-                runtime._serve(self)
+            def __getattr__(self, name: str) -> Any:
+                # Every method reaches the router, which answers 405 (not http.server's HTML 501).
+                if name.startswith("do_"):
+                    return lambda: runtime._serve(self)
+                raise AttributeError(name)
+
+            def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+                # http.server's own refusals (bad request line, oversized headers) as JSON and never 5xx.
+                status = HTTPStatus(code if code < 500 else HTTPStatus.BAD_REQUEST)
+                self.close_connection = True
+                runtime._reply(self, status, {"error": _error_code(status), "message": message or status.phrase})
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -401,21 +521,37 @@ class LocalRuntime:
         return f"http://{self.host}:{self.port}{route.path}"
 
     def _serve(self, request: BaseHTTPRequestHandler) -> None:
-        length = int(request.headers.get("Content-Length") or 0)
-        body = request.rfile.read(length) if length else b""
         path = request.path.split("?")[0]
         try:
             route = self.stack.route(request.command, path)
         except KeyError:
-            self._reply(request, 404, {"error": "not_found", "message": f"no route {request.command} {request.path}"})
+            allowed = sorted({r.http_method for r in self.stack.api_routes if r.path_parameters(path) is not None})
+            request.close_connection = True
+            if allowed:
+                message = f"{request.command} is not allowed on {path}; use {', '.join(allowed)}"
+                self._reply(request, 405, {"error": "method_not_allowed", "message": message}, Allow=", ".join(allowed))
+            else:
+                self._reply(request, 404, {"error": "not_found", "message": f"no route {request.command} {path}"})
             return
+        try:
+            body = _read_body(request, max_bytes=self.max_body_bytes, timeout_seconds=self.read_timeout_seconds)
+        except _BodyRefused as refusal:
+            request.close_connection = True
+            payload = {"error": refusal.code, "message": refusal.message}
+            if route.http_method == "POST":
+                self.refused.append({"status": refusal.status, **payload})
+            self._reply(request, refusal.status, payload)
+            return
+        headers = {name: value for name, value in request.headers.items() if name.lower() != "transfer-encoding"}
+        if "Transfer-Encoding" in request.headers:
+            headers["Content-Length"] = str(len(body))  # as API Gateway hands a decoded body to the function
         # The lineage GETs are IAM-authorised in AWS; here they are served on loopback only, unsigned.
         event = api_gateway_event(
             method=request.command,
             path=path,
             resource=route.path,
             path_parameters=route.path_parameters(path),
-            headers=dict(request.headers.items()),
+            headers=headers,
             body=body,
             source_ip=request.client_address[0],
         )
@@ -433,13 +569,18 @@ class LocalRuntime:
         self._reply(request, status, payload)
 
     @staticmethod
-    def _reply(request: BaseHTTPRequestHandler, status: int, payload: dict[str, Any]) -> None:
+    def _reply(request: BaseHTTPRequestHandler, status: int, payload: dict[str, Any], **headers: str) -> None:
         data = json.dumps(payload).encode()
         request.send_response(status)
         request.send_header("Content-Type", "application/json")
         request.send_header("Content-Length", str(len(data)))
+        for name, value in headers.items():
+            request.send_header(name, value)
+        if request.close_connection:
+            request.send_header("Connection", "close")
         request.end_headers()
-        request.wfile.write(data)
+        if request.command != "HEAD":
+            request.wfile.write(data)
 
     # ---- lifecycle ----
 

@@ -260,8 +260,13 @@ def test_refused_webhooks_store_nothing(demo_run) -> None:
     status, answer = post_webhook(
         runtime.webhook_url, garbage, sign_stripe_payload(garbage, runtime.webhook_secret, int(time.time()))
     )
-    assert (status, answer["error"]) == (400, "malformed_json")
-    assert collect_report(runtime)["totals"]["received"] == 69
+    # AND a signed body that is not JSON is kept and parked (answered as accepted: retrying cannot help)
+    assert (status, answer["outcome"]) == (200, "EXCEPTION")
+    report = collect_report(runtime)
+    assert report["totals"]["received"] == 70
+    parked = [e for e in report["events"] if e["event_id"] == answer["event_id"]]
+    assert [(e["outcome"], e["category"]) for e in parked] == [("EXCEPTION", "MALFORMED")]
+    assert "not valid JSON" in parked[0]["reason"]
 
 
 def test_report_is_json_serialisable_with_the_documented_keys(demo_run) -> None:

@@ -75,14 +75,25 @@ class IngestService:
 
     def accept(self, payload: Any, raw_body: bytes) -> IngestResult:
         """Raises PublishError (or an adapter error) when the event could not be made durable."""
-        received_at = self._clock()
-        source = self._normaliser.source
         try:
             identity = self._normaliser.identify(payload)
-            identity_error: MalformedEventError | None = None
         except MalformedEventError as exc:
-            identity = SourceIdentity(f"unidentified-{hashlib.sha256(raw_body).hexdigest()[:32]}", "unknown")
-            identity_error = exc
+            return self.park_unreadable(raw_body, exc)
+        return self._accept(payload, raw_body, identity, None)
+
+    def park_unreadable(self, raw_body: bytes, error: MalformedEventError) -> IngestResult:
+        """A verified body that is no readable event: archived under a digest of its bytes, parked MALFORMED.
+
+        Raises PublishError (or an adapter error) when it could not be made durable.
+        """
+        identity = SourceIdentity(f"unidentified-{hashlib.sha256(raw_body).hexdigest()[:32]}", "unknown")
+        return self._accept(None, raw_body, identity, error)
+
+    def _accept(
+        self, payload: Any, raw_body: bytes, identity: SourceIdentity, identity_error: MalformedEventError | None
+    ) -> IngestResult:
+        received_at = self._clock()
+        source = self._normaliser.source
         source_event_id, source_type = identity.source_event_id, identity.event_type
         raw_ref = self._archive.put(source=source, source_event_id=source_event_id, body=raw_body)
         ref = EventRef(
