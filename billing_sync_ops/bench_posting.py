@@ -85,9 +85,9 @@ def network_state(erp_latency_seconds: float, state_latency_seconds: float) -> I
     from billing_sync.domain.posting import PostingService
     from billing_sync.handlers import post_to_erp
     from billing_sync.settings import DEFAULT_MAPPING_FILE
-    from tests.fakes.erp import InMemoryErpClient
-    from tests.fakes.rates import sample_rate_table
-    from tests.fakes.stores import (
+    from billing_sync_ops.in_memory.erp import InMemoryErpClient
+    from billing_sync_ops.in_memory.rates import sample_rate_table
+    from billing_sync_ops.in_memory.stores import (
         InMemoryExceptionQueue,
         InMemoryLineageStore,
         InMemoryMasterDataStore,

@@ -152,11 +152,14 @@ def reconciliation_differences(counts: Mapping[str, int]) -> dict[str, int]:
 
 @dataclass(frozen=True, slots=True)
 class Metric:
-    """One data point: name, CloudWatch unit, value and its extra dimensions (beyond the legal entity)."""
+    """One data point: name, CloudWatch unit, value and its extra dimensions (beyond the legal entity).
+
+    Money (unapplied cash, deferred revenue variance) is integer minor units with a currency dimension;
+    only ratios and durations are fractional."""
 
     name: str
     unit: str
-    value: float
+    value: int | float
     dimensions: Mapping[str, str] = field(default_factory=dict)
 
 
