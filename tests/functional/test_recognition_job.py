@@ -7,6 +7,7 @@ from datetime import date
 
 from billing_sync.domain.journal import DocumentKind
 from billing_sync.domain.recognition_job import RecognitionService
+from tests.builders import load_event
 from tests.functional.posting_harness import PostingHarness, canonical, mapping
 
 DEFERRED = "2400 Deferred Revenue"
@@ -134,3 +135,27 @@ def test_an_invoice_voided_before_its_first_run_releases_nothing_net() -> None:
     # THEN what May released is reversed in the same run: nothing of the voided invoice is revenue
     assert balance(harness, SUBSCRIPTION_REVENUE) == 0
     assert balance(harness, DEFERRED) == 0
+
+
+USAGE_REVENUE = "4200 Usage Revenue"
+
+
+def test_usage_billed_in_arrears_is_recognised_at_the_point_of_usage() -> None:
+    # GIVEN the Acme invoice of Nov 1 whose first line is October's metered usage (price 13230 after its
+    # 1470 discount), billed in arrears against the metered price
+    payload = load_event("stripe_invoice_finalized")
+    usage = payload["data"]["object"]["lines"]["data"][0]
+    usage["pricing"]["price_details"] = {"price": "price_128MC4Nx4RkL2mQeNEzBWXaF", "product": "prod_fYrSqjB63Qo4Gi"}
+    usage["period"] = {"start": 1790812800, "end": 1793491200}  # [2026-10-01, 2026-11-01)
+    harness = posted("stripe_price_created_metered", "stripe_customer_created")
+    harness.service.post(canonical(payload))
+
+    # THEN the whole usage line is revenue when it is posted: nothing of it is deferred
+    [invoice] = [d for d in harness.erp.documents.values() if d.kind is DocumentKind.INVOICE]
+    [line] = [line for line in invoice.lines if line.source_line_id == usage["id"]]
+    assert line.revenue_class == "usage" and line.price == 14700 - 1470
+    assert balance(harness, USAGE_REVENUE) == -(14700 - 1470)
+    assert balance(harness, DEFERRED) == 0  # the invoice's other line is a point-in-time one-off
+    # AND the recognition job has nothing left to release for it
+    assert job(harness).run(date(2026, 12, 31)) == []
+    assert balance(harness, USAGE_REVENUE) == -(14700 - 1470)
