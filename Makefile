@@ -4,10 +4,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+# checkov and cfn-lint in their own venv: checkov pins an older boto3 than the project and moto run on.
+COMPLIANCE_VENV := build/compliance-venv
+COMPLIANCE_STAMP := $(COMPLIANCE_VENV)/.installed
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: demo serve test test-unit lint typecheck synth cdk-synth bench cost cold-path-venv schemas pr clean
+.PHONY: demo serve test test-unit lint typecheck synth cdk-synth bench soak cost cold-path-venv compliance-venv compliance schemas pr clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +28,20 @@ demo: $(STAMP) $(NODE_STAMP)
 serve: $(STAMP) $(NODE_STAMP)
 	$(VENV)/bin/billing-sync local serve --port 8000 --report build/serve-report.json
 
-test: $(STAMP) $(NODE_STAMP)
+$(COMPLIANCE_STAMP): infra/compliance/requirements.txt
+	$(PYTHON) -m venv $(COMPLIANCE_VENV)
+	$(COMPLIANCE_VENV)/bin/pip install --quiet --upgrade pip
+	$(COMPLIANCE_VENV)/bin/pip install --quiet -r infra/compliance/requirements.txt
+	touch $(COMPLIANCE_STAMP)
+
+compliance-venv: $(COMPLIANCE_STAMP)
+
+# checkov and cfn-lint (serverless rules) on the synthesised template against infra/compliance/baseline.json.
+compliance: $(STAMP) $(NODE_STAMP) $(COMPLIANCE_STAMP)
+	$(PY) app.py
+	$(PY) -m billing_sync_ops.compliance --template cdk.out/BillingSync.template.json
+
+test: $(STAMP) $(NODE_STAMP) $(COMPLIANCE_STAMP)
 	$(PY) -m pytest
 
 test-unit: $(STAMP)
@@ -50,6 +66,10 @@ schemas: $(STAMP)
 bench: $(STAMP) $(NODE_STAMP)
 	-@$(MAKE) --no-print-directory cold-path-venv
 	$(PY) -m billing_sync_ops.bench --output build/bench.json
+
+# Randomized fault soak through the real handlers on moto (billing_sync_ops/soak.py); writes build/soak.json.
+soak: $(STAMP) $(NODE_STAMP)
+	$(PY) -m billing_sync_ops.soak --events 10000 --seed 20261127 --output build/soak.json
 
 # Dollars per million events for the mix 20/40/40, itemised (billing_sync_ops/cost.py); about a minute.
 cost: $(STAMP) $(NODE_STAMP)

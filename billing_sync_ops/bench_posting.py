@@ -6,7 +6,11 @@
 resources) with the ERP behind a wrapper that sleeps `erp_latency_seconds` before every call; the median
 wall time of SQS batches of 10 independent invoices over the median of batches of 1 invoice, in one run.
 `ddb_writes_per_posted_event` / `ddb_round_trips_per_posted_event`: every DynamoDB call (round trip) and
-write request of the posting service per posted invoice and payment (bench.count_ddb_writes).
+write request of the posting service per posted invoice and payment (bench.count_ddb_writes), as the
+stack composes the posting function; `ddb_round_trips_by_release` gives both ways of releasing what waits
+for a new document: on the posting path ("inline") or by the release function on the ledger stream.
+
+    python -m billing_sync_ops.bench_posting --round-trips   # only the counted part, in seconds
 """
 
 from __future__ import annotations
@@ -165,8 +169,33 @@ def measure_batch_parallelism(
     }
 
 
+@contextmanager
+def release_on_ledger_stream(enabled: bool) -> Iterator[None]:
+    """The posting composition with `release_on_ledger_stream` set, whatever the stack's environment says."""
+    from billing_sync.composition import posting
+    from billing_sync.settings import PostingSettings
+
+    real: Callable[[], PostingSettings] = posting.posting_settings
+
+    def settings() -> PostingSettings:
+        return real().model_copy(update={"release_on_ledger_stream": enabled})
+
+    with mock.patch.object(posting, "posting_settings", settings):
+        yield
+
+
 def count_round_trips(invoices: int = 50) -> dict[str, Any]:
     """DynamoDB write requests and calls (round trips) per posted event, per document kind."""
+    counted = _round_trips(invoices)
+    by_release = {}
+    for name, enabled in (("inline", False), ("ledger_stream", True)):
+        with release_on_ledger_stream(enabled):
+            variant = _round_trips(invoices)
+        by_release[name] = {key: value for key, value in variant.items() if key.startswith("ddb_round_trips")}
+    return {**counted, "ddb_round_trips_by_release": by_release}
+
+
+def _round_trips(invoices: int) -> dict[str, Any]:
     counted = count_ddb_writes(invoices)
     calls = counted["aws_calls_breakdown"]
 
@@ -201,3 +230,15 @@ def run(*, runs: int = 3, invoices: int = 50) -> dict[str, Any]:
         "batch_runs": runs,
         **count_round_trips(invoices),
     }
+
+
+if __name__ == "__main__":
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--round-trips", action="store_true", help="only the counted DynamoDB calls (no timing)")
+    parser.add_argument("--invoices", type=int, default=50)
+    arguments = parser.parse_args()
+    figures = count_round_trips(arguments.invoices) if arguments.round_trips else run(invoices=arguments.invoices)
+    print(json.dumps(figures, indent=1))

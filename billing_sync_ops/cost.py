@@ -47,6 +47,9 @@ ACTIVE_RESERVOIR_PER_SECOND = 1.0
 ACTIVE_FIXED_RATE = 0.05
 # Assumption: Lambda replaces a busy function's environment about once an hour; each start bills its INIT.
 COLD_STARTS_PER_FUNCTION_PER_MONTH = 30 * 24
+# DynamoDB refreshes a table's data key about every 5 minutes per table in use, SQS once per data key reuse
+# period per principal and queue, CloudWatch Logs per log group and stream roll: an estimate, not a count.
+KMS_FIXED_REQUESTS_PER_MONTH = 100_000
 ASSUMPTIONS = (
     f"Volume {EVENTS_PER_MONTH:,} events a month, spread evenly ({EVENTS_PER_MONTH / SECONDS_PER_MONTH:.2f}/s): "
     "fixed monthly items (custom metrics, the secret) are divided by it.",
@@ -71,6 +74,12 @@ ASSUMPTIONS = (
     "estimated from the stage's format with 16-byte values; GB = 2^30 bytes.",
     f"INIT duration is billed (since August 2025): {COLD_STARTS_PER_FUNCTION_PER_MONTH} cold starts per "
     "function a month, each the bench's measured cold path.",
+    "WAF inspects every webhook request once; its web ACL and rules are fixed monthly items.",
+    "KMS: S3 bucket keys, SQS's 24-hour data key reuse and DynamoDB's table keys keep customer managed keys off "
+    f"the per-event path; what remains is one Decrypt per GetSecretValue and about {KMS_FIXED_REQUESTS_PER_MONTH:,} "
+    "requests a month for the services' cached data keys (a fixed item).",
+    "Backups: each event leaves its written bytes in the tables; every retained backup copy stores them again "
+    "at the warm price, so backup cost is per month of keeping a million events, reported apart from the total.",
 )
 
 
@@ -151,6 +160,11 @@ class Deployment:
     log_level: str
     custom_metrics: int = 0
     secrets: int = 1
+    web_acls: int = 0
+    web_acl_rules: int = 0
+    kms_keys: int = 0
+    secrets_on_customer_keys: bool = False
+    backup_copies_retained: int = 0
 
     def traced_fraction(self, events_per_second: float) -> float:
         if self.lambda_tracing == "Active":
@@ -232,6 +246,10 @@ def usage_per_event(
             "secrets_manager_api_calls": SECONDS_PER_MONTH / secret_cache_seconds / events_per_month,
         }
     )
+    if deployment.web_acls:
+        usage.add({"waf_requests": 1.0})
+    if deployment.secrets_on_customer_keys:
+        usage.add({"kms_requests": usage.units["secrets_manager_api_calls"]})
     init_gb_seconds = sum(
         COLD_STARTS_PER_FUNCTION_PER_MONTH
         / events_per_month
@@ -342,7 +360,9 @@ def deployment_from_template(template: Mapping[str, Any], *, custom_metrics: int
         webhook.get("TracingConfig", {}).get("Mode", "PassThrough"),
         posting.get("TracingConfig", {}).get("Mode", "PassThrough"),
     }
-    secrets = sum(1 for r in template["Resources"].values() if r["Type"] == "AWS::SecretsManager::Secret")
+    resources = list(template["Resources"].values())
+    secrets = [r for r in resources if r["Type"] == "AWS::SecretsManager::Secret"]
+    web_acls = [r["Properties"] for r in resources if r["Type"] == "AWS::WAFv2::WebACL"]
     return Deployment(
         webhook_memory_mb=int(webhook.get("MemorySize", 128)),
         posting_memory_mb=int(posting.get("MemorySize", 128)),
@@ -352,8 +372,29 @@ def deployment_from_template(template: Mapping[str, Any], *, custom_metrics: int
         access_log_bytes=access_log_bytes(log_format) if isinstance(log_format, str) and log_format else 0,
         log_level=webhook.get("Environment", {}).get("Variables", {}).get("POWERTOOLS_LOG_LEVEL", "INFO"),
         custom_metrics=custom_metrics,
-        secrets=secrets,
+        secrets=len(secrets),
+        web_acls=len(web_acls),
+        web_acl_rules=sum(len(acl.get("Rules", [])) for acl in web_acls),
+        kms_keys=sum(1 for r in resources if r["Type"] == "AWS::KMS::Key"),
+        secrets_on_customer_keys=bool(secrets) and all("KmsKeyId" in r["Properties"] for r in secrets),
+        backup_copies_retained=backup_copies_retained(resources),
     )
+
+
+def backup_copies_retained(resources: list[Mapping[str, Any]]) -> int:
+    """How many copies of a table the backup plans keep at once: each rule's copies over its retention."""
+    copies = 0
+    for resource in resources:
+        if resource["Type"] != "AWS::Backup::BackupPlan":
+            continue
+        for rule in resource["Properties"]["BackupPlan"]["BackupPlanRule"]:
+            days = int(rule.get("Lifecycle", {}).get("DeleteAfterDays", 0))
+            expression = str(rule.get("ScheduleExpression", ""))
+            # cron(min hour day-of-month month day-of-week year): "*" day of month runs daily, else monthly
+            fields = expression.removeprefix("cron(").removesuffix(")").split()
+            every_days = 1 if len(fields) >= 3 and fields[2] in {"*", "?"} else 30
+            copies += max(1, days // every_days) if days else 1
+    return copies
 
 
 # ---- from the bench's measurements ----
@@ -393,8 +434,32 @@ def cost_from_bench(results: Mapping[str, Any], template: Mapping[str, Any], pri
     fixed_units = {
         "cloudwatch_custom_metric_month": deployment.custom_metrics,
         "secrets_manager_secret_month": deployment.secrets,
+        "waf_web_acl_month": deployment.web_acls,
+        "waf_rule_month": deployment.web_acl_rules,
+        "kms_key_month": deployment.kms_keys,
+        "kms_requests": KMS_FIXED_REQUESTS_PER_MONTH if deployment.kms_keys else 0,
     }
     priced = price_mix(usage_by_type, prices=prices, fixed_monthly_units=fixed_units)
+    # Before the edge, key and backup controls: the same usage without WAF, customer keys and their requests.
+    controls = ("waf_requests", "kms_requests")
+    priced["usd_per_million_events_without_security_controls"] = price_mix(
+        {kind: {k: v for k, v in units.items() if k not in controls} for kind, units in usage_by_type.items()},
+        prices=prices,
+        fixed_monthly_units={
+            "cloudwatch_custom_metric_month": deployment.custom_metrics,
+            "secrets_manager_secret_month": deployment.secrets,
+        },
+    )["usd_per_million_events"]
+    stored_kb = sum(share * results["ddb_request_units_per_event"][kind]["wru"] for kind, share in MIX.items())
+    priced["backup_usd_per_month_per_million_events_kept"] = round(
+        stored_kb
+        * 1024
+        * 1_000_000
+        / GIB
+        * deployment.backup_copies_retained
+        * prices.prices["backup_dynamodb_warm_gb_month"].usd_per_unit,
+        2,
+    )
     priced["what_if"] = {
         name: price_mix(
             {kind: _with(units, changes) for kind, units in usage_by_type.items()},
@@ -414,6 +479,10 @@ def cost_from_bench(results: Mapping[str, Any], template: Mapping[str, Any], pri
         "log_level": deployment.log_level,
         "custom_metrics": deployment.custom_metrics,
         "secrets": deployment.secrets,
+        "web_acls": deployment.web_acls,
+        "web_acl_rules": deployment.web_acl_rules,
+        "kms_keys": deployment.kms_keys,
+        "backup_copies_retained": deployment.backup_copies_retained,
         "webhook_billed_ms": billed_ms(webhook),
     }
     priced["usage_per_event"] = {
@@ -442,6 +511,16 @@ def table(cost: Mapping[str, Any]) -> str:
     lines.append(
         "by event type: " + ", ".join(f"{k} {v:.2f}" for k, v in cost["by_event_type_usd_per_million"].items())
     )
+    lines.append(
+        f"variable {cost['variable_usd_per_million_events']:.2f} per million events + fixed "
+        f"{cost['fixed_usd_per_month']:.2f} a month"
+    )
+    if "usd_per_million_events_without_security_controls" in cost:
+        lines.append(
+            f"without WAF, customer managed keys and their requests: "
+            f"{cost['usd_per_million_events_without_security_controls']:.2f}; backups: "
+            f"{cost['backup_usd_per_month_per_million_events_kept']:.2f} a month per million events kept"
+        )
     return "\n".join(lines)
 
 

@@ -53,6 +53,7 @@ class LocalFunction:
     timeout_seconds: int
     name: str = ""  # the function name (FunctionName, else the logical id)
     arn: str = ""  # arn:aws:lambda:<region>:<account>:function:<name>
+    reserved_concurrency: int | None = None  # ReservedConcurrentExecutions
 
     @property
     def module(self) -> str:
@@ -221,7 +222,7 @@ def provision(
     session = session or boto3.session.Session(region_name=region)
 
     def client(service: str) -> Any:
-        return session.client(service, region_name=region, endpoint_url=endpoint_url)
+        return session.client(service, region_name=region, endpoint_url=endpoint_url)  # type: ignore[call-overload]
 
     resources: dict[str, dict[str, Any]] = dict(template.get("Resources", {}))
     resolver = _Resolver(resources, region=region, account_id=_account_id(client))
@@ -363,7 +364,20 @@ class _Resolver:
             return self._attributes[logical_id][attribute]
         except KeyError:
             resource_type = self._resources.get(logical_id, {}).get("Type", "unknown resource")
+            iam_value = self._iam_attribute(logical_id, resource_type, attribute)
+            if iam_value is not None:
+                return iam_value
             raise TemplateError(f"{logical_id} ({resource_type}) has no local {attribute}") from None
+
+    def _iam_attribute(self, logical_id: str, resource_type: str, attribute: str) -> str | None:
+        """IAM is not provisioned locally (moto enforces no policy): a role or managed policy output still
+        resolves, to the ARN an unnamed resource of this stack would get."""
+        if resource_type == "AWS::IAM::ManagedPolicy" and attribute in ("Ref", "PolicyArn"):
+            return f"arn:aws:iam::{self.account_id}:policy/{_derived_name(logical_id, max_length=128)}"
+        if resource_type == "AWS::IAM::Role" and attribute in ("Ref", "Arn"):
+            name = _derived_name(logical_id, max_length=64)
+            return name if attribute == "Ref" else f"arn:aws:iam::{self.account_id}:role/{name}"
+        return None
 
     def _sub(self, argument: str | list[Any]) -> str:
         text, variables = (argument, {}) if isinstance(argument, str) else argument
@@ -474,13 +488,21 @@ def _create_buckets(s3: Any, buckets: Mapping[str, Mapping[str, Any]], resolver:
         request: dict[str, Any] = {"Bucket": name}
         if region != "us-east-1":
             request["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        object_lock = properties.get("ObjectLockConfiguration")
+        if properties.get("ObjectLockEnabled") is True:
+            request["ObjectLockEnabledForBucket"] = True
+        created = True
         try:
             s3.create_bucket(**request)
         except ClientError as error:
             if error.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                 raise
+            created = False
         if properties.get("VersioningConfiguration", {}).get("Status") == "Enabled":
             s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        # A default retention applies only to a new, empty bucket; a reused one keeps what it has.
+        if created and object_lock and "ObjectLockEnabledForBucket" in request:
+            s3.put_object_lock_configuration(Bucket=name, ObjectLockConfiguration=object_lock)
         resolver.record(logical_id, Ref=name, Arn=f"arn:aws:s3:::{name}", DomainName=f"{name}.s3.amazonaws.com")
 
 
@@ -563,8 +585,13 @@ def _functions(functions: Mapping[str, Mapping[str, Any]], resolver: _Resolver) 
             timeout_seconds=int(properties.get("Timeout", 3)),
             name=resolver.resolve({"Ref": logical_id}),
             arn=resolver.resolve({"Fn::GetAtt": [logical_id, "Arn"]}),
+            reserved_concurrency=_optional_int(resolver.try_resolve(properties.get("ReservedConcurrentExecutions"))),
         )
     return described
+
+
+def _optional_int(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | str) and str(value).isdigit() else None
 
 
 def _create_state_machines(

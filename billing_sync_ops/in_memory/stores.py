@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from datetime import datetime
 from typing import Any
 
 from billing_sync.domain.errors import ExceptionCategory
 from billing_sync.domain.events import CustomerUpserted, FinanceEvent
-from billing_sync.domain.lineage import EventRef, ExceptionRecord, LineageRecord, LineageStatus
-from billing_sync.domain.ports import Claim, ClaimState, Version, Waiter
+from billing_sync.domain.lineage import (
+    EventRef,
+    ExceptionRecord,
+    LineageRecord,
+    LineageStatus,
+    archived_body,
+    archived_ref,
+    raw_location,
+    raw_version,
+    with_body,
+)
+from billing_sync.domain.ports import Archived, Claim, ClaimState, Version, Waiter
 
 
 class InMemoryLineageStore:
@@ -39,6 +50,10 @@ class InMemoryLineageStore:
                 first_seen=first_seen,
                 last_seen=now,
                 checkpoints={**(held.checkpoints if held else {}), **checkpoints},
+                redrives=held.redrives if held else (),
+                raw_bodies=with_body(
+                    held.raw_bodies if held else (), archived_body(ref.raw_ref, received_at=ref.received_at)
+                ),
             )
             self.leases[ref.event_id] = lease_until
             return Claim(ClaimState.CLAIMED, attempts, first_seen)
@@ -80,16 +95,43 @@ class InMemoryLineageStore:
                     update={"redrives": (*held.redrives, entry), "checkpoints": {**held.checkpoints, "redriven": at}}
                 )
 
-    def record(self, record: LineageRecord, *, unless_posted: bool = False) -> None:
+    def record(
+        self, record: LineageRecord, *, unless_posted: bool = False, count_attempt: bool = False
+    ) -> LineageRecord | None:
         with self._lock:
             held = self.records.get(record.event_id)
             if unless_posted and held is not None and held.status is LineageStatus.POSTED:
-                return
-            # As the DynamoDB adapter updates the item: earlier checkpoints and the redrive trail are kept.
+                return held
+            # As the DynamoDB adapter updates the item: earlier checkpoints, the redrive trail and the
+            # archived bodies are kept.
             kept = (
                 {"redrives": held.redrives, "checkpoints": {**held.checkpoints, **record.checkpoints}} if held else {}
             )
+            received_at = record.checkpoints.get("received", record.first_seen)
+            kept["raw_bodies"] = with_body(
+                held.raw_bodies if held else (), archived_body(record.raw_ref, received_at=received_at)
+            )
+            if count_attempt:
+                kept["attempts"] = (held.attempts if held else 0) + 1
+                kept["first_seen"] = held.first_seen if held else record.first_seen
             self.records[record.event_id] = record.model_copy(update=kept)
+            return None
+
+    def note_archived(self, ref: EventRef) -> None:
+        body = archived_body(ref.raw_ref, received_at=ref.received_at)
+        if body is None:
+            return
+        with self._lock:
+            held = self.records.get(ref.event_id)
+            if held is None:
+                held = LineageRecord(
+                    **ref.identity(),
+                    status=LineageStatus.PENDING,
+                    first_seen=ref.received_at,
+                    last_seen=ref.received_at,
+                    checkpoints={"received": ref.received_at},
+                )
+            self.records[ref.event_id] = held.model_copy(update={"raw_bodies": with_body(held.raw_bodies, body)})
 
     def get(self, event_id: str) -> LineageRecord | None:
         return self.records.get(event_id)
@@ -176,13 +218,24 @@ class InMemoryExceptionQueue:
 
 
 class InMemoryRawArchive:
+    """A versioned bucket: `objects` holds each key's newest body, `versions` every body, oldest first."""
+
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
+        self.versions: dict[str, list[bytes]] = {}
 
-    def put(self, *, source: str, source_event_id: str, body: bytes) -> str:
+    def put(self, *, source: str, source_event_id: str, body: bytes) -> Archived:
         key = f"raw/{source}/{source_event_id}.json"
+        versions = self.versions.setdefault(key, [])
+        versions.append(body)
         self.objects[key] = body
-        return key
+        digest = hashlib.sha256(body).hexdigest()
+        return Archived(ref=archived_ref(key, sha256=digest, version_id=str(len(versions))), resent=len(versions) > 1)
+
+    def body(self, raw_ref: str) -> bytes:
+        """The exact body a raw reference names (its version)."""
+        location, version = raw_location(raw_ref), raw_version(raw_ref)
+        return self.versions[location][int(version) - 1] if version else self.objects[location]
 
 
 class InMemoryPublisher:

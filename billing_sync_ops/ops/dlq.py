@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from billing_sync.aws.archive import raw_archive_key
+from billing_sync.aws.archive import raw_archive_key, raw_object
 from billing_sync.aws.exception_queue import decode_exception_message
 from billing_sync.aws.exception_store import DynamoExceptionStore, ExceptionStatus
 from billing_sync.aws.posting_queue import SqsPostingQueue
@@ -457,9 +457,11 @@ class Resender:
         if bucket and record.source_event_id not in _UNREADABLE_IDS:
             refs.append(f"s3://{bucket}/{raw_archive_key(record.source, record.source_event_id)}")
         for ref in refs:
-            ref_bucket, _, key = ref.removeprefix("s3://").partition("/")
+            located = raw_object(ref)
+            if located is None:
+                continue
             try:
-                raw = self.target.client("s3").get_object(Bucket=ref_bucket, Key=key)["Body"].read()
+                raw = self.target.client("s3").get_object(**located.get_object_args())["Body"].read()
                 return json.loads(raw), ref
             except Exception as exc:
                 log(f"cannot read {ref}: {exc}")

@@ -52,6 +52,8 @@ def _render(payload: dict[str, Any]) -> str:
         event, lineage = entry["event"], entry["lineage"]
         out.append(f"event {event['event_id']}  {event.get('source', '')} {event.get('source_event_id', '')}")
         out.append(f"  type {event.get('event_type', '?')}  raw {event.get('raw_ref') or '-'}")
+        for body in event.get("raw_bodies", ()):
+            out.append(f"  body sha256 {body['sha256']}  version {body['version_id'] or '-'}  {body['received_at']}")
         if lineage is None:
             out.append("  lineage: none (posted but not in lineage)")
             continue

@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from billing_sync.aws.archive import raw_object
 from billing_sync.composition.reconciliation import reconciliation_kpis_of
 from billing_sync.domain.errors import BillingSyncError
 from billing_sync.domain.journal import DocumentKind
@@ -127,12 +128,12 @@ def _s3_reader(s3: Any) -> Callable[[LineageRecord], Mapping[str, Any] | None]:
 
     def raw_event(record: LineageRecord) -> Mapping[str, Any] | None:
         ref = record.raw_ref or ""
-        if not ref.startswith("s3://"):
+        located = raw_object(ref)
+        if located is None:
             return None
         if ref not in cache:
-            bucket, _, key = ref.removeprefix("s3://").partition("/")
             try:
-                body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+                body = s3.get_object(**located.get_object_args())["Body"].read()
             except Exception:  # an unreadable payload only loses its `in_events` mark
                 body = None
             cache[ref] = raw_event_from_bytes(body)

@@ -70,6 +70,16 @@ class PostingSettings(_Settings):
     stripe_api_base: str = Field(default="https://api.stripe.com", pattern=r"^https?://")
     stripe_api_timeout_seconds: float = Field(default=5.0, gt=0, le=20)
     secret_cache_seconds: int = Field(default=300, ge=0)
+    # True where the stack runs the release function on the ledger stream: posting then leaves the
+    # release of what waits for its documents to it (one waiting-room query per key off the posting path).
+    release_on_ledger_stream: bool = False
+
+
+class ReleaseSettings(_Settings):
+    """The release function (ledger stream -> waiting room -> posting queue)."""
+
+    waiting_room_table_name: str = Field(min_length=1)
+    posting_queue_url: str = Field(min_length=1)
 
 
 class BalancesSettings(_Settings):
@@ -124,6 +134,11 @@ def partner_settings() -> IngestSettings:
 @cache
 def posting_settings() -> PostingSettings:
     return PostingSettings.from_env()
+
+
+@cache
+def release_settings() -> ReleaseSettings:
+    return ReleaseSettings.from_env()
 
 
 @cache

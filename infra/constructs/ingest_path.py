@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from cdk_nag import NagPackSuppression, NagSuppressions
+
+from infra.constructs.posting_pipeline import grant_table_actions
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,9 +65,9 @@ class IngestPath:
 
         Parking writes one item per exception (PutItem refreshes it); ingest never reads, closes or lists.
         """
-        self.lineage_table.grant(function, "dynamodb:PutItem", "dynamodb:UpdateItem")
+        grant_table_actions(self.lineage_table, function, "dynamodb:PutItem", "dynamodb:UpdateItem")
         self.exception_queue.grant_send_messages(function)
-        self.exception_table.grant(function, "dynamodb:PutItem")
+        grant_table_actions(self.exception_table, function, "dynamodb:PutItem")
         assert function.role is not None
         NagSuppressions.add_resource_suppressions(
             function.role,
@@ -75,6 +79,31 @@ class IngestPath:
                     "the wildcard covers indexes of that one table only.",
                     applies_to=[{"regex": "/^Resource::<StateTablesExceptions.*\\.Arn>/index/\\*$/g"}],
                 ),
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="Writing to a table under a customer managed key, and sending to a queue under one, takes "
+                    "kms:GenerateDataKey* and kms:ReEncrypt* (the data-key and re-encrypt families); the statement "
+                    "names this stack's keys only.",
+                    applies_to=["Action::kms:GenerateDataKey*", "Action::kms:ReEncrypt*"],
+                ),
             ],
             apply_to_children=True,
         )
+
+
+def deny_other_publishers(bus: events.EventBus, *, roles: Sequence[iam.IRole]) -> None:
+    """Only `roles` may put events on `bus`, whatever else IAM allows in the account.
+
+    What is on the bus is taken as verified (signatures are checked only at ingest), so an event must come
+    from an ingest function or from an operator replaying the raw archive.
+    """
+    bus.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="OnlyIngestAndOperatorRolesPutEvents",
+            effect=iam.Effect.DENY,
+            principals=[iam.StarPrincipal()],
+            actions=["events:PutEvents"],
+            resources=[bus.event_bus_arn],
+            conditions={"ArnNotEquals": {"aws:PrincipalArn": [role.role_arn for role in roles]}},
+        )
+    )

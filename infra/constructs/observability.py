@@ -21,6 +21,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
+from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 PERIOD = Duration.minutes(5)
@@ -55,7 +56,8 @@ class WatchedRule:
 
 
 class Observability(Construct):
-    """Every alarm notifies `AlarmTopic` (KMS-encrypted, TLS only); `alarm_email` subscribes an address to it."""
+    """Every alarm notifies `AlarmTopic` (encrypted with `topic_key`, TLS only); `alarm_email` subscribes an
+    address to it. The key's policy must let cloudwatch.amazonaws.com decrypt and generate data keys."""
 
     def __init__(
         self,
@@ -69,13 +71,25 @@ class Observability(Construct):
         state_machines: dict[str, sfn.IStateMachine],
         metrics_namespace: str,
         service_name: str,
+        topic_key: kms.IKey,
         alarm_email: str | None = None,
         stream_consumers: dict[str, lambda_.IFunction] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.topic = self._alarm_topic()
+        self.topic = self._alarm_topic(topic_key)
         if alarm_email:
-            self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
+            subscription = self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
+            NagSuppressions.add_resource_suppressions(
+                subscription,
+                [
+                    NagPackSuppression(
+                        id="Serverless-SNSRedrivePolicy",
+                        reason="A notification, not the record: an alarm stays in ALARM and in CloudWatch's alarm "
+                        "history whether or not the email arrives, and an email that bounces has no body worth "
+                        "keeping in a dead-letter queue.",
+                    )
+                ],
+            )
         self._action = cloudwatch_actions.SnsAction(self.topic)
 
         self.exception_queue_alarm = self._alarm(
@@ -192,22 +206,8 @@ class Observability(Construct):
             for name, function in (stream_consumers or {}).items()
         }
 
-    def _alarm_topic(self) -> sns.Topic:
+    def _alarm_topic(self, key: kms.IKey) -> sns.Topic:
         # A customer managed key: CloudWatch cannot use the AWS managed SNS key (its policy is not editable).
-        key = kms.Key(
-            self,
-            "AlarmTopicKey",
-            description="Encrypts the billing-sync alarm topic",
-            enable_key_rotation=True,
-        )
-        key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="AllowCloudWatchAlarmsToPublish",
-                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                resources=["*"],
-            )
-        )
         topic = sns.Topic(self, "AlarmTopic", display_name="billing-sync alarms", master_key=key, enforce_ssl=True)
         stack = Stack.of(self)
         alarms_of_this_stack_region = f"arn:{stack.partition}:cloudwatch:{stack.region}:{stack.account}:alarm:*"

@@ -7,6 +7,7 @@ from aws_cdk import aws_lambda_destinations as destinations
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
+from infra.constructs.ingest_api import reserve_concurrency
 from infra.constructs.ingest_path import IngestPath
 from infra.function_factory import FunctionFactory
 
@@ -36,6 +37,7 @@ class StripePartnerEvents(Construct):
         partner_event_bus_name: str,
         function_factory: FunctionFactory,
         ingest_path: IngestPath,
+        reserved_concurrency: int,
     ) -> None:
         super().__init__(scope, construct_id)
         self.partner_bus = events.EventBus.from_event_bus_name(self, "PartnerBus", partner_event_bus_name)
@@ -47,6 +49,9 @@ class StripePartnerEvents(Construct):
             description="Normalises Stripe partner-bus events onto the billing bus",
             environment=ingest_path.environment(),
         )
+        # A throttled asynchronous invocation waits in Lambda's queue and is retried (up to the event age), so a
+        # flood on the partner bus costs at most this many instances and loses nothing.
+        reserve_concurrency(self.function, reserved_concurrency)
         ingest_path.grant(self.function)
         # A delivery the function gives up on is parked and indexed like any exception; if parking fails
         # too, the failure record itself lands in the exception queue.

@@ -37,6 +37,7 @@ from aws_cdk import (
 from aws_cdk import aws_athena as athena
 from aws_cdk import aws_glue as glue
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_scheduler as scheduler
@@ -186,6 +187,7 @@ class Reconciliation(Construct):
         tables: StateTables,
         access_logs_bucket: s3.IBucket,
         raw_archive: s3.IBucket,
+        encryption_key: kms.IKey,
         default_legal_entity: str,
         stripe_api_key: secretsmanager.ISecret,
         stripe_api_environment: Mapping[str, str],
@@ -198,10 +200,14 @@ class Reconciliation(Construct):
         super().__init__(scope, construct_id)
         if not legal_entities:
             raise ValueError("Reconciliation needs at least one legal entity to project")
+        # Extracts and reports hold customers' documents: the data key, through a bucket key (a KMS call per
+        # bucket key lifetime, not per object a run writes).
         self.bucket = s3.Bucket(
             self,
             "Bucket",
-            encryption=s3.BucketEncryption.S3_MANAGED,
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=encryption_key,
+            bucket_key_enabled=True,
             enforce_ssl=True,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             versioned=True,
@@ -225,7 +231,7 @@ class Reconciliation(Construct):
             ),
         )
         self.glue_tables = {table: self._glue_table(table, tuple(legal_entities)) for table in TABLES}
-        self.work_group = self._work_group(stage)
+        self.work_group = self._work_group(stage, encryption_key)
 
         self.layer = lambda_.LayerVersion(
             self,
@@ -339,7 +345,7 @@ class Reconciliation(Construct):
             )
         )
 
-    def _work_group(self, stage: str) -> athena.CfnWorkGroup:
+    def _work_group(self, stage: str, encryption_key: kms.IKey) -> athena.CfnWorkGroup:
         return athena.CfnWorkGroup(
             self,
             "AthenaWorkGroup",
@@ -356,7 +362,7 @@ class Reconciliation(Construct):
                 result_configuration=athena.CfnWorkGroup.ResultConfigurationProperty(
                     output_location=self.bucket.s3_url_for_object(ATHENA_RESULTS_PREFIX) + "/",
                     encryption_configuration=athena.CfnWorkGroup.EncryptionConfigurationProperty(
-                        encryption_option="SSE_S3"
+                        encryption_option="SSE_KMS", kms_key=encryption_key.key_arn
                     ),
                 ),
             ),

@@ -11,6 +11,14 @@ from aws_cdk import aws_stepfunctions as sfn
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
+from infra.constructs.keys import DataKeys
+from infra.constructs.posting_pipeline import (
+    EXCEPTIONS_PARKING_ACTIONS,
+    LEDGER_POSTING_ACTIONS,
+    LINEAGE_POSTING_ACTIONS,
+    grant_table_actions,
+    suppress_per_action_grant_findings,
+)
 from infra.constructs.state_tables import StateTables
 from infra.function_factory import FunctionFactory
 
@@ -18,13 +26,18 @@ DEFINITION_FILE = Path(__file__).resolve().parents[1] / "statemachines" / "refun
 # The placeholder every Task state of the definition names its Resource with.
 TASKS_ARN_SUBSTITUTION = "RefundSagaTasksArn"
 TASK_TIMEOUT = Duration.seconds(30)
+# The saga reads a credit note and rates from master data (never writes it) and only releases from the
+# waiting room what waited for the refund (query by name, delete).
+MASTER_DATA_SAGA_ACTIONS = ("dynamodb:GetItem", "dynamodb:BatchGetItem")
+WAITING_ROOM_SAGA_ACTIONS = ("dynamodb:Query", "dynamodb:DeleteItem")
 
 
 class RefundSaga(Construct):
     """The refund saga: a STANDARD state machine (the given ASL definition) whose every Task invokes one function.
 
-    The task function runs on the posting function's settings (the same environment) and may read and write
-    only the ledger, lineage, master data and exception tables and send to the exception queue. The state
+    The task function runs on the posting function's settings (the same environment) and may use only the
+    ledger, lineage, master data, waiting room and exception tables (per action, the ledger append-only) and
+    send to the exception and posting queues. The state
     machine may invoke only that function. `started_by` functions are told the state machine ARN and the
     saga's wait settings, and may start executions: that wiring is added to them here, after they exist,
     so the task function never depends on the state machine (which depends on it).
@@ -44,6 +57,7 @@ class RefundSaga(Construct):
         wait_seconds: int,
         max_waits: int,
         stage: str,
+        keys: DataKeys,
     ) -> None:
         super().__init__(scope, construct_id)
         self.task_function = function_factory.create(
@@ -54,28 +68,19 @@ class RefundSaga(Construct):
             description="Runs one step of the refund saga (load, credit memo, refund, compensate, record)",
             environment=dict(environment),
         )
-        for table in (tables.ledger, tables.lineage, tables.master_data, tables.exceptions, tables.waiting_room):
-            table.grant_read_write_data(self.task_function)
+        for table, actions in (
+            (tables.ledger, LEDGER_POSTING_ACTIONS),
+            (tables.lineage, LINEAGE_POSTING_ACTIONS),
+            (tables.master_data, MASTER_DATA_SAGA_ACTIONS),
+            (tables.waiting_room, WAITING_ROOM_SAGA_ACTIONS),
+            (tables.exceptions, EXCEPTIONS_PARKING_ACTIONS),
+        ):
+            grant_table_actions(table, self.task_function, *actions)
         exception_queue.grant_send_messages(self.task_function)
         # Recording a refund releases what waits for it (a payout settling it) back to the posting queue.
         posting_queue.grant_send_messages(self.task_function)
         assert self.task_function.role is not None
-        NagSuppressions.add_resource_suppressions(
-            self.task_function.role,
-            [
-                NagPackSuppression(
-                    id="AwsSolutions-IAM5",
-                    reason="grant_read_write_data adds each table's indexes (index/*) so the saga can query the "
-                    "ledger's ByReference (the payment a refund refunds) and AppliedTo, and the exception "
-                    "store's OpenByCategory; each wildcard covers the indexes of that one table only.",
-                    applies_to=[
-                        {"regex": "/^Resource::<StateTablesLedger.*\\.Arn>/index/\\*$/g"},
-                        {"regex": "/^Resource::<StateTablesExceptions.*\\.Arn>/index/\\*$/g"},
-                    ],
-                )
-            ],
-            apply_to_children=True,
-        )
+        suppress_per_action_grant_findings(self.task_function.role)
 
         # The vended-logs prefix keeps CloudWatch Logs' account resource policy from growing per log group.
         self.log_group = logs.LogGroup(
@@ -83,6 +88,7 @@ class RefundSaga(Construct):
             "RefundSagaLogGroup",
             log_group_name=f"/aws/vendedlogs/states/billing-sync-{stage}-refund-saga",
             retention=function_factory.log_retention,
+            encryption_key=keys.logs,
             removal_policy=RemovalPolicy.DESTROY,
         )
         self.state_machine = sfn.StateMachine(

@@ -9,6 +9,7 @@ from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
 from infra.constructs.function_schedule import ScheduledRun, schedule_function
+from infra.constructs.posting_pipeline import grant_table_actions
 from infra.constructs.state_tables import StateTables
 from infra.function_factory import FunctionFactory
 
@@ -51,7 +52,11 @@ class RevenueRecognition(Construct):
             description="Releases deferred revenue for every month that has ended (monthly schedule)",
             environment=dict(environment),
         )
-        tables.ledger.grant_read_write_data(self.function)
+        # Append-only like posting: releases are new documents (conditional puts); it scans for invoices with
+        # deferred revenue and queries AppliedTo. No update, no delete.
+        grant_table_actions(
+            tables.ledger, self.function, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:Scan"
+        )
         # Releases are finished like every document: the calendar (closed periods) and the rate table are
         # master data.
         tables.master_data.grant_read_data(self.function)
@@ -61,7 +66,7 @@ class RevenueRecognition(Construct):
             [
                 NagPackSuppression(
                     id="AwsSolutions-IAM5",
-                    reason="grant_read_write_data adds the ledger's indexes (index/*) so the job can query "
+                    reason="The ledger grant covers its indexes (index/*) so the job can query "
                     "AppliedTo (an invoice's credit memos, voids and releases); the wildcard covers the "
                     "indexes of the ledger only.",
                     applies_to=[{"regex": "/^Resource::<StateTablesLedger.*\\.Arn>/index/\\*$/g"}],

@@ -9,6 +9,7 @@ from aws_cdk import aws_sqs as sqs
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
+from infra.constructs.posting_pipeline import grant_table_actions
 from infra.constructs.state_tables import StateTables
 from infra.function_factory import FunctionFactory
 
@@ -49,7 +50,15 @@ class RunningBalances(Construct):
             description="Adds each posted ledger document to the running balances (ledger stream)",
             environment=dict(self.environment),
         )
-        tables.balances.grant_read_write_data(self.function)
+        # One transaction per document: a conditional Put of its applied-marker and an Update per balance.
+        grant_table_actions(
+            tables.balances,
+            self.function,
+            "dynamodb:GetItem",
+            "dynamodb:Query",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+        )
         self.event_source = sources.DynamoEventSource(
             tables.ledger,
             starting_position=lambda_.StartingPosition.TRIM_HORIZON,
@@ -76,12 +85,82 @@ class RunningBalances(Construct):
             [
                 NagPackSuppression(
                     id="AwsSolutions-IAM5",
-                    reason="grant_read_write_data on the balances table adds its indexes (index/*), and the "
+                    reason="The balances table grant covers its indexes (index/*), and the "
                     "stream grant (dynamodb:ListStreams) has no resource scope in IAM.",
                     applies_to=[
                         {"regex": "/^Resource::<StateTablesBalances.*\\.Arn>/index/\\*$/g"},
                         "Resource::*",
                     ],
+                )
+            ],
+            apply_to_children=True,
+        )
+
+
+RELEASE_TIMEOUT = Duration.seconds(60)
+
+
+class WaitingRelease(Construct):
+    """The ledger table's stream (inserted documents) -> the release function -> the events held for each
+    document go back to the posting queue, so the posting path asks the waiting room nothing after a document.
+
+    The stream record exists only after the document's write, so a waiter that held before it is found and
+    one that holds after it finds the document when it looks again; failures are bisected, then parked.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        function_factory: FunctionFactory,
+        tables: StateTables,
+        posting_queue: sqs.IQueue,
+        exception_queue: sqs.IQueue,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.function = function_factory.create(
+            self,
+            "ReleaseWaitingFunction",
+            handler_module="release_waiting",
+            timeout=RELEASE_TIMEOUT,
+            description="Requeues the events held for each document the ledger stream shows created",
+            environment={
+                "WAITING_ROOM_TABLE_NAME": tables.waiting_room.table_name,
+                "POSTING_QUEUE_URL": posting_queue.queue_url,
+            },
+        )
+        # Released by name: a query per key, a delete per released event.
+        grant_table_actions(tables.waiting_room, self.function, "dynamodb:Query", "dynamodb:DeleteItem")
+        posting_queue.grant_send_messages(self.function)
+        self.function.add_event_source(
+            sources.DynamoEventSource(
+                tables.ledger,
+                starting_position=lambda_.StartingPosition.TRIM_HORIZON,
+                batch_size=BATCH_SIZE,
+                bisect_batch_on_error=True,
+                report_batch_item_failures=True,
+                retry_attempts=STREAM_RETRY_ATTEMPTS,
+                max_record_age=STREAM_MAX_RECORD_AGE,
+                on_failure=sources.SqsDlq(exception_queue),
+                filters=[
+                    lambda_.FilterCriteria.filter(
+                        {
+                            "eventName": lambda_.FilterRule.is_equal("INSERT"),
+                            "dynamodb": {"Keys": {"pk": {"S": lambda_.FilterRule.begins_with("DOC#")}}},
+                        }
+                    )
+                ],
+            )
+        )
+        assert self.function.role is not None
+        NagSuppressions.add_resource_suppressions(
+            self.function.role,
+            [
+                NagPackSuppression(
+                    id="AwsSolutions-IAM5",
+                    reason="The stream grant (dynamodb:ListStreams) has no resource scope in IAM.",
+                    applies_to=["Resource::*"],
                 )
             ],
             apply_to_children=True,

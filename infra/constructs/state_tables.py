@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from billing_sync.aws.exception_store import OPEN_BY_CATEGORY_INDEX
@@ -11,10 +12,14 @@ from billing_sync.erp import BY_REFERENCE_INDEX as LEDGER_BY_REFERENCE_INDEX
 
 class StateTables(Construct):
     """Lineage (idempotency claims and checkpoints), the embedded ERP ledger, master data, the waiting room
-    and the exception store (every parked event, by category and age)."""
+    and the exception store (every parked event, by category and age).
 
-    def __init__(self, scope: Construct, construct_id: str) -> None:
+    Every table is encrypted with `encryption_key` (grants on a table include the key) and protected from
+    deletion: removing one takes a deliberate change to the table, not a stack update or a console click."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, encryption_key: kms.IKey) -> None:
         super().__init__(scope, construct_id)
+        self._encryption_key = encryption_key
         self.lineage = self._table("Lineage")
         # Its stream (new images) feeds the running balances: posting writes nothing more per document.
         self.ledger = self._table("Ledger", stream=dynamodb.StreamViewType.NEW_IMAGE)
@@ -67,6 +72,11 @@ class StateTables(Construct):
         """The tables posting reads and writes (not the balances: only the balances function writes those)."""
         return [self.lineage, self.ledger, self.master_data, self.waiting_room, self.exceptions]
 
+    @property
+    def every(self) -> list[dynamodb.Table]:
+        """Every table this construct holds (what the backup plan selects)."""
+        return [*self.all, self.balances]
+
     def _table(
         self,
         construct_id: str,
@@ -85,6 +95,8 @@ class StateTables(Construct):
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
             ),
-            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+            encryption_key=self._encryption_key,
+            deletion_protection=True,
             removal_policy=RemovalPolicy.RETAIN,
         )

@@ -1,13 +1,14 @@
 """DynamoDB write requests and round trips per posted event, counted on moto through the real composition root.
 
-A document rule on the embedded ledger takes no claim: one lineage read, the conditional ledger put by
-external id, one lineage write. Counts are exact (not timed) so a write added back on the posting path fails.
+A document rule on the embedded ledger takes no claim and reads no lineage first: the conditional ledger
+put by external id, one lineage write (POSTED unless already POSTED); the round-trip floor is in
+test_round_trip_floor. Counts are exact (not timed) so a write added back on the posting path fails.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -53,10 +54,11 @@ def test_an_invoice_and_its_payment_write_twice_each(aws: AwsResources) -> None:
     assert (invoice_writes, payment_writes) == (2, 2)
     assert (invoice_calls["PutItem"], invoice_calls["UpdateItem"]) == (1, 1)
     assert (payment_calls["PutItem"], payment_calls["UpdateItem"]) == (1, 1)
-    # AND the reads are counted too: lineage, the customer and the catalogue lines (invoice), the invoice and
-    # what is applied to it (payment), and the waiting room for what waited on the new document
-    assert invoice_calls == Counter(GetItem=5, Query=1, PutItem=1, UpdateItem=1)
-    assert payment_calls == Counter(GetItem=2, Query=3, PutItem=1, UpdateItem=1)
+    # AND the reads are counted too: no lineage read; the invoice's two prices (not in master data, so read
+    # every time) and the period calendar; the payment's invoice is known to the instance that posted it;
+    # and, without the ledger stream's release function, the waiting room for what waited on each
+    assert invoice_calls == Counter(GetItem=3, Query=1, PutItem=1, UpdateItem=1)
+    assert payment_calls == Counter(Query=3, PutItem=1, UpdateItem=1)
     # AND lineage and books are whole
     lineage = DynamoLineageStore(aws.dynamodb, "lineage")
     assert {record.status for record in lineage.scan()} == {LineageStatus.POSTED}
@@ -64,14 +66,22 @@ def test_an_invoice_and_its_payment_write_twice_each(aws: AwsResources) -> None:
     assert DynamoLedgerErpClient(aws.dynamodb, "ledger").trial_balance()[:2] == (2, True)
 
 
-def test_a_duplicate_is_one_read_and_no_write(aws: AwsResources) -> None:
+def test_a_duplicate_is_refused_by_the_conditional_writes(aws: AwsResources) -> None:
     # GIVEN a posted invoice
     post_counted("stripe_customer_created")
     post_counted("stripe_invoice_finalized")
+    lineage = DynamoLineageStore(aws.dynamodb, "lineage")
+    event_id = canonical("stripe_invoice_finalized").event_id
+    before = lineage.get(event_id)
     # WHEN it is delivered again
     calls, writes, status = post_counted("stripe_invoice_finalized")
-    # THEN lineage answers it is posted: one read, nothing written, nothing sent to the ledger
-    assert (status, writes, calls) == (PostingStatus.DUPLICATE, 0, Counter(GetItem=1))
+    # THEN the conditional ledger put and the conditional lineage write both refuse: a duplicate, with no
+    # lineage read before them; the books and lineage are as they were
+    assert status is PostingStatus.DUPLICATE
+    assert (calls["PutItem"], calls["UpdateItem"], writes) == (1, 1, 2)
+    assert "Query" not in calls
+    assert DynamoLedgerErpClient(aws.dynamodb, "ledger").trial_balance()[:2] == (1, True)
+    assert lineage.get(event_id) == before
 
 
 def test_a_credit_note_writes_its_document_and_lineage_once(aws: AwsResources) -> None:
@@ -83,7 +93,7 @@ def test_a_credit_note_writes_its_document_and_lineage_once(aws: AwsResources) -
     # THEN two writes: the credit memo's conditional ledger put and one lineage write (no refund: no link)
     assert status is PostingStatus.POSTED
     assert writes == 2
-    assert calls == Counter(GetItem=2, Query=1, PutItem=1, UpdateItem=1)
+    assert calls == Counter(Query=1, PutItem=1, UpdateItem=1)
 
 
 @pytest.mark.parametrize("sample", ["stripe_customer_created"])
@@ -172,3 +182,48 @@ def test_a_note_unless_posted_never_overwrites_posted(lineage_store: DynamoLinea
     assert lineage_store.get("posted").status is LineageStatus.POSTED
     assert lineage_store.get("pending").status is LineageStatus.WAITING
     assert lineage_store.get("new").status is LineageStatus.WAITING
+
+
+def test_posted_unless_posted_counts_the_attempt_and_returns_what_was_already_posted(
+    lineage_store: DynamoLineageStore,
+) -> None:
+    # GIVEN an event that waited once (attempt 1, first seen at T0)
+    later = T0 + timedelta(hours=2)
+
+    def record(status: LineageStatus, *, at: datetime, documents: tuple[str, ...] = ()) -> LineageRecord:
+        return LineageRecord(
+            event_id="evt",
+            source="stripe",
+            source_event_id="evt_1",
+            event_type="invoice.issued",
+            status=status,
+            attempts=1,
+            first_seen=at,
+            last_seen=at,
+            erp_document_ids=documents,
+        )
+
+    lineage_store.record(record(LineageStatus.WAITING, at=T0))
+    # WHEN it posts: POSTED unless posted, counting the attempt, with this delivery's time as a stand-in
+    held = lineage_store.record(
+        record(LineageStatus.POSTED, at=later, documents=("LDG-1",)), unless_posted=True, count_attempt=True
+    )
+    # THEN it was not posted before; the attempt is counted and the first sighting kept
+    assert held is None
+    posted = lineage_store.get("evt")
+    assert (posted.status, posted.attempts, posted.first_seen) == (LineageStatus.POSTED, 2, T0)
+    # WHEN a duplicate delivery tries the same
+    held = lineage_store.record(
+        record(LineageStatus.POSTED, at=later, documents=("LDG-1",)), unless_posted=True, count_attempt=True
+    )
+    # THEN it is refused and told what was posted; nothing changed
+    assert held is not None and (held.status, held.erp_document_ids) == (LineageStatus.POSTED, ("LDG-1",))
+    assert lineage_store.get("evt") == posted
+    # AND an event lineage never saw starts at attempt 1 with the stand-in as its first sighting
+    lineage_store.record(
+        record(LineageStatus.POSTED, at=later).model_copy(update={"event_id": "fresh"}),
+        unless_posted=True,
+        count_attempt=True,
+    )
+    fresh = lineage_store.get("fresh")
+    assert (fresh.attempts, fresh.first_seen) == (1, later)

@@ -7,7 +7,7 @@ from pathlib import Path
 import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Annotations, Template
-from cdk_nag import AwsSolutionsChecks
+from cdk_nag import AwsSolutionsChecks, ServerlessChecks
 
 from infra import BillingSyncConfig, BillingSyncStack
 
@@ -31,9 +31,14 @@ class SynthesisedStack:
 
 
 def synthesise(outdir: Path, context: dict[str, object]) -> SynthesisedStack:
-    app = cdk.App(outdir=str(outdir), context={"aws:cdk:enable-asset-metadata": True, **context})
+    # Path metadata names each resource by its construct path, as `cdk synth` does: the compliance baseline's key.
+    app = cdk.App(
+        outdir=str(outdir),
+        context={"aws:cdk:enable-asset-metadata": True, "aws:cdk:enable-path-metadata": True, **context},
+    )
     stack = BillingSyncStack(app, "BillingSync", config=BillingSyncConfig.from_context(app.node))
     cdk.Aspects.of(app).add(AwsSolutionsChecks(verbose=True))
+    cdk.Aspects.of(app).add(ServerlessChecks(verbose=True))
     template = Template.from_stack(stack)
     return SynthesisedStack(stack, template, Annotations.from_stack(stack), outdir)
 

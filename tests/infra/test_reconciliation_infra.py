@@ -197,7 +197,13 @@ def test_the_reconcile_role_reads_the_books_writes_only_its_prefix_and_reads_the
     assert [s["Resource"] for s in secret_statements] == [
         {"Ref": logical_id_of(synthesised, "AWS::SecretsManager::Secret", "PostingPipelineStripeApiRestrictedKey")}
     ]
-    assert not {a for a in actions if a.split(":")[0] in ("athena", "glue", "sqs", "events", "states")}
+    assert not {a for a in actions if a.split(":")[0] in ("athena", "glue", "events", "states")}
+    # AND the only queue it may send to is where a failed scheduled run lands (its on-failure destination)
+    failed_invocations = logical_id_of(synthesised, "AWS::SQS::Queue", "InvocationFailuresFailedInvocations")
+    sqs_statements = [s for s in statements if any(a.startswith("sqs:") for a in as_list(s["Action"]))]
+    assert sqs_statements and all(
+        json.dumps(s["Resource"]) == json.dumps({"Fn::GetAtt": [failed_invocations, "Arn"]}) for s in sqs_statements
+    )
 
 
 def test_pip_installs_wheels_for_lambda_arm64_python_313_without_docker():

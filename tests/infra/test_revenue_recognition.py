@@ -74,11 +74,14 @@ def test_the_schedule_role_may_only_invoke_the_function_and_dead_letter(synthesi
     [trust] = role["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
     assert trust["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
-    # AND it grants InvokeFunction on the recognition function (and its versions) and SendMessage on the DLQ
+    # AND it grants InvokeFunction on the recognition function (and its versions), SendMessage on the DLQ and
+    # the use of the DLQ's key
     by_action = {tuple(as_list(s["Action"])): as_list(s["Resource"]) for s in statements}
+    messaging_key = {"Fn::GetAtt": [logical_id_of(synthesised, "AWS::KMS::Key", "KeysMessaging"), "Arn"]}
     assert by_action == {
         ("lambda:InvokeFunction",): [arn, {"Fn::Join": ["", [arn, ":*"]]}],
         ("sqs:SendMessage",): [exception_queue_arn(synthesised)],
+        ("kms:GenerateDataKey", "kms:Decrypt"): [messaging_key],
     }
     assert all(s["Effect"] == "Allow" for s in statements)
 
@@ -91,17 +94,24 @@ def test_the_function_writes_the_ledger_and_only_reads_master_data(synthesised):
     actions = {a for s in statements for a in as_list(s["Action"])}
     master_data = logical_id_of(synthesised, "AWS::DynamoDB::Table", "StateTablesMasterData")
 
-    # THEN it reads and writes the ledger
-    assert logical_id_of(synthesised, "AWS::DynamoDB::Table", "StateTablesLedger") in granted
-    assert {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"} <= actions
+    # THEN it reads the ledger and appends to it, never changing or deleting a document
+    ledger = logical_id_of(synthesised, "AWS::DynamoDB::Table", "StateTablesLedger")
+    on_ledger = {a for s in statements if ledger in json.dumps(s["Resource"]) for a in as_list(s["Action"])}
+    assert {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"} <= on_ledger
+    assert not on_ledger & {"dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
     # AND reads master data (closed periods, exchange rates) without writing it
     on_master_data = {a for s in statements if master_data in json.dumps(s["Resource"]) for a in as_list(s["Action"])}
     assert {"dynamodb:GetItem", "dynamodb:BatchGetItem"} <= on_master_data
     assert not on_master_data & {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
-    # AND no other table, and nothing but DynamoDB, its own log group and tracing (no queue, saga, bus)
+    # AND no other table, and nothing but DynamoDB with its key, its own log group, tracing and the queue a
+    # failed run lands in (no exception or posting queue, saga, bus)
     for table in ("StateTablesLineage", "StateTablesWaitingRoom", "StateTablesExceptions"):
         assert logical_id_of(synthesised, "AWS::DynamoDB::Table", table) not in granted, table
-    assert all(a.startswith(("dynamodb:", "logs:", "xray:")) for a in actions), actions
+    queue_send = ("sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl")
+    assert all(a.startswith(("dynamodb:", "logs:", "xray:", "kms:", *queue_send)) for a in actions), actions
+    failed_invocations = logical_id_of(synthesised, "AWS::SQS::Queue", "InvocationFailuresFailedInvocations")
+    sends = [s for s in statements if set(queue_send) & set(as_list(s["Action"]))]
+    assert [s["Resource"] for s in sends] == [{"Fn::GetAtt": [failed_invocations, "Arn"]}]
 
 
 def test_the_function_runs_five_minutes_on_the_posting_settings(synthesised):

@@ -200,3 +200,50 @@ def test_the_deployment_is_read_from_the_template():
     assert deployment.webhook_memory_mb == 1024
     assert deployment.access_log_bytes == len('{"s":"' + "x" * 16 + '"}') + 1
     assert deployment.log_level == "INFO"
+
+
+def test_the_security_controls_are_read_from_the_template_and_priced_per_request_or_month():
+    # GIVEN a template with a web ACL of three rules, two customer keys, a secret on one and a backup plan
+    # keeping 35 daily and 12 monthly copies
+    template = {
+        "Resources": {
+            "Webhook": {
+                "Type": "AWS::Lambda::Function",
+                "Properties": {"Handler": "billing_sync.handlers.stripe_webhook.lambda_handler"},
+            },
+            "Posting": {
+                "Type": "AWS::Lambda::Function",
+                "Properties": {"Handler": "billing_sync.handlers.post_to_erp.lambda_handler"},
+            },
+            "Acl": {
+                "Type": "AWS::WAFv2::WebACL",
+                "Properties": {"Rules": [{"Name": "rate"}, {"Name": "ip"}, {"Name": "bad"}]},
+            },
+            "DataKey": {"Type": "AWS::KMS::Key", "Properties": {}},
+            "LogsKey": {"Type": "AWS::KMS::Key", "Properties": {}},
+            "Secret": {"Type": "AWS::SecretsManager::Secret", "Properties": {"KmsKeyId": {"Ref": "DataKey"}}},
+            "Plan": {
+                "Type": "AWS::Backup::BackupPlan",
+                "Properties": {
+                    "BackupPlan": {
+                        "BackupPlanRule": [
+                            {"ScheduleExpression": "cron(0 5 * * ? *)", "Lifecycle": {"DeleteAfterDays": 35}},
+                            {"ScheduleExpression": "cron(0 5 1 * ? *)", "Lifecycle": {"DeleteAfterDays": 365}},
+                        ]
+                    }
+                },
+            },
+        }
+    }
+
+    # WHEN the deployment is read and one event is priced
+    deployment = cost.deployment_from_template(template)
+    none = cost.FunctionProfile(aws_calls={}, cpu_ms=1, log_bytes=0, memory_mb=512, traced_fraction=0)
+    usage = cost.usage_per_event(webhook=none, posting=none, deployment=deployment)
+
+    # THEN WAF inspects each webhook once and each secret read decrypts once with the customer key
+    assert (deployment.web_acls, deployment.web_acl_rules, deployment.kms_keys) == (1, 3, 2)
+    assert deployment.secrets_on_customer_keys
+    assert deployment.backup_copies_retained == 35 + 12
+    assert usage["waf_requests"] == 1
+    assert usage["kms_requests"] == usage["secrets_manager_api_calls"]

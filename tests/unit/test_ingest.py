@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -17,7 +18,7 @@ from billing_sync.domain.errors import (
 )
 from billing_sync.domain.events import InvoiceIssuedEvent, derive_event_id
 from billing_sync.domain.ingest import IngestOutcome, IngestService
-from billing_sync.domain.lineage import LineageStatus
+from billing_sync.domain.lineage import LineageStatus, archived_body, raw_location
 from billing_sync.domain.webhook import MAX_WEBHOOK_BYTES, WebhookIntake
 from billing_sync.sources.stripe import StripeNormaliser, verify_signature
 from tests.builders import event_payload, invoice_event, load_event, sign_stripe_payload
@@ -83,7 +84,8 @@ def test_a_signed_invoice_is_archived_then_published(intake):
     [published] = intake.publisher.events
     assert isinstance(published, InvoiceIssuedEvent)
     assert published.event_id == result.event_id
-    assert published.raw_ref == "raw/stripe/evt_1QH6KZNx4RkL2mQemUSGRWS1.json"
+    assert raw_location(published.raw_ref) == "raw/stripe/evt_1QH6KZNx4RkL2mQemUSGRWS1.json"
+    assert intake.archive.body(published.raw_ref) == body
     assert published.received_at == NOW
     assert published.data.total == 41623
     assert intake.exceptions.records == []
@@ -136,8 +138,9 @@ def test_an_unsupported_type_is_recorded_ignored_and_not_published(intake, sampl
     assert record is not None
     assert (record.status, record.category) == (LineageStatus.IGNORED, ExceptionCategory.UNSUPPORTED)
     assert record.event_type == source_type
-    assert record.raw_ref == f"raw/stripe/{payload['id']}.json"
-    assert list(intake.archive.objects) == [record.raw_ref]
+    assert raw_location(record.raw_ref) == f"raw/stripe/{payload['id']}.json"
+    assert list(intake.archive.objects) == [raw_location(record.raw_ref)]
+    assert [body.sha256 for body in record.raw_bodies] == [archived_body(record.raw_ref, received_at=NOW).sha256]
 
 
 def test_a_signed_event_that_cannot_be_normalised_is_parked_malformed_not_refused(intake):
@@ -155,7 +158,7 @@ def test_a_signed_event_that_cannot_be_normalised_is_parked_malformed_not_refuse
     assert parked.category is ExceptionCategory.MALFORMED
     assert "ZZZ" in parked.reason
     assert parked.event_id == derive_event_id("stripe", payload["id"])
-    assert parked.raw_ref == f"raw/stripe/{payload['id']}.json" in intake.archive.objects
+    assert raw_location(parked.raw_ref) == f"raw/stripe/{payload['id']}.json" in intake.archive.objects
     assert parked.attempts == 1
     record = intake.lineage.get(parked.event_id)
     assert (record.status, record.category) == (LineageStatus.EXCEPTION, ExceptionCategory.MALFORMED)
@@ -190,7 +193,7 @@ def test_a_signed_json_array_is_accepted_and_parked_malformed(intake):
     assert list(intake.archive.objects.values()) == [body]
     [parked] = intake.exceptions.records
     assert parked.category is ExceptionCategory.MALFORMED
-    assert parked.raw_ref in intake.archive.objects
+    assert raw_location(parked.raw_ref) in intake.archive.objects
     assert intake.lineage.get(parked.event_id).status is LineageStatus.EXCEPTION
     assert intake.publisher.events == []
 
@@ -315,3 +318,25 @@ def test_a_signed_body_that_is_not_json_is_kept_and_parked_malformed(intake):
     assert record.category.value == "MALFORMED" and "not valid JSON" in record.reason
     assert [r.category.value for r in intake.lineage.records.values()] == ["MALFORMED"]
     assert result.outcome.value == "EXCEPTION"
+
+
+def test_a_resend_with_another_body_keeps_both_and_lineage_names_the_new_one(intake):
+    # GIVEN an invoice accepted and published (lineage is written later, by posting)
+    payload = load_event("stripe_invoice_finalized")
+    first = event_payload(payload)
+    intake.receive_signed(first)
+    assert intake.lineage.records == {}
+
+    # WHEN Stripe sends the same event id again with another body, then the first body once more
+    resent = event_payload({**payload, "pending_webhooks": 0})
+    second = intake.receive_signed(resent)
+    intake.receive_signed(first)
+
+    # THEN every body is kept, each publish names its own, and lineage names each distinct body once
+    assert second.outcome is IngestOutcome.PUBLISHED
+    assert intake.archive.versions[f"raw/stripe/{payload['id']}.json"] == [first, resent, first]
+    assert [intake.archive.body(event.raw_ref) for event in intake.publisher.events] == [first, resent, first]
+    record = intake.lineage.get(second.event_id)
+    assert record is not None and record.status is LineageStatus.PENDING  # on its way to posting
+    digests = [hashlib.sha256(body).hexdigest() for body in (resent, first)]
+    assert [body.sha256 for body in record.raw_bodies] == digests

@@ -26,6 +26,7 @@ def reset() -> None:
         recognition,
         reconciliation,
         refund_saga,
+        release,
     )
 
     for cached in (
@@ -41,6 +42,8 @@ def reset() -> None:
         recognition.recognition_service,
         posting.posting_retries,
         posting.erp_circuit_breaker,
+        release.document_release,
+        settings.release_settings,
         settings.webhook_settings,
         settings.partner_settings,
         settings.posting_settings,

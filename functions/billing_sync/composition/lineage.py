@@ -220,6 +220,7 @@ def _event(record: LineageRecord) -> dict[str, Any]:
         "event_type": record.event_type,
         "source_api_version": record.source_api_version,
         "raw_ref": record.raw_ref,
+        "raw_bodies": [body.model_dump(mode="json") for body in record.raw_bodies],
     }
 
 

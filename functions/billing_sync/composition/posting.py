@@ -21,6 +21,7 @@ from billing_sync.erp.circuit_breaker import CircuitBreaker, CircuitBreakerErpCl
 from billing_sync.erp.ledger import DynamoLedgerErpClient
 from billing_sync.settings import posting_settings
 from billing_sync.state.dynamo import DynamoLineageStore, DynamoMasterDataStore, DynamoWaitingRoom
+from billing_sync.state.recent import RecentMasterDataStore
 
 
 @cache
@@ -33,7 +34,7 @@ def posting_service() -> PostingService:
     return PostingService(
         erp=erp_client(),
         lineage=DynamoLineageStore(dynamodb, settings.lineage_table_name),
-        master_data=DynamoMasterDataStore(dynamodb, settings.master_data_table_name),
+        master_data=RecentMasterDataStore(DynamoMasterDataStore(dynamodb, settings.master_data_table_name)),
         exceptions=exception_queue(settings.exception_queue_url, settings.exception_table_name),
         mapping=AccountMapping.model_validate_json(settings.mapping_file.read_bytes()),
         clock=utc_now,
@@ -47,6 +48,7 @@ def posting_service() -> PostingService:
         bookkeeper=bookkeeper(),
         reader=stripe_reader(),
         claim_documents=False,  # the ledger creates by external id with a conditional put: no claim needed
+        release_documents=not settings.release_on_ledger_stream,
     )
 
 

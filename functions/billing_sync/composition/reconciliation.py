@@ -133,17 +133,19 @@ def s3_raw_events(client: Any, bucket: str) -> Callable[[Any], Mapping[str, Any]
     """A lineage record's archived raw payload from `bucket` (None when absent, unreadable or elsewhere)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from billing_sync.aws.archive import raw_object
     from billing_sync.reconciliation.sources import raw_event_from_bytes
 
     cache: dict[str, Mapping[str, Any] | None] = {}
 
     def raw_event(record: Any) -> Mapping[str, Any] | None:
         ref = record.raw_ref or ""
-        if not ref.startswith(f"s3://{bucket}/"):
+        located = raw_object(ref)
+        if located is None or located.bucket != bucket:
             return None
         if ref not in cache:
             try:
-                body = client.get_object(Bucket=bucket, Key=ref.removeprefix(f"s3://{bucket}/"))["Body"].read()
+                body = client.get_object(**located.get_object_args())["Body"].read()
             except (BotoCoreError, ClientError):  # an unreadable payload only loses its document's `in_events`
                 body = None
             cache[ref] = raw_event_from_bytes(body)

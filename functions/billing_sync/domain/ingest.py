@@ -1,9 +1,12 @@
 """Use case: accept a verified source event without losing it.
 
-The raw payload is archived first (audit and replay). A normalised event is published to the bus; an
-unsupported type is recorded as IGNORED; a payload that cannot be normalised is parked in the
-exception queue as MALFORMED. Only a failure to make the event durable is an error for the caller,
-so the source retries; business problems never refuse a correctly signed event.
+The raw payload is archived first (audit and replay); its raw reference names the archived version and
+digest, and every lineage write of the event adds that body to the event's `raw_bodies`. A normalised
+event is published to the bus; an unsupported type is recorded as IGNORED; a payload that cannot be
+normalised is parked in the exception queue as MALFORMED. A published resend (the archive already held a
+body for the source event id) is noted on lineage at once, since posting writes nothing for a duplicate.
+Only a failure to make the event durable is an error for the caller, so the source retries; business
+problems never refuse a correctly signed event.
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ class IngestService:
         self._normaliser = normaliser
         self._archive = archive
         self._publisher = publisher
+        self._lineage = lineage
         self._outcomes = OutcomeRecorder(lineage=lineage, exceptions=exceptions, clock=clock)
         self._clock = clock
 
@@ -95,7 +99,8 @@ class IngestService:
         received_at = self._clock()
         source = self._normaliser.source
         source_event_id, source_type = identity.source_event_id, identity.event_type
-        raw_ref = self._archive.put(source=source, source_event_id=source_event_id, body=raw_body)
+        archived = self._archive.put(source=source, source_event_id=source_event_id, body=raw_body)
+        raw_ref = archived.ref
         ref = EventRef(
             event_id=derive_event_id(source, source_event_id),
             source=source,
@@ -126,6 +131,8 @@ class IngestService:
             )
             return IngestResult(ref.event_id, source_event_id, source_type, IngestOutcome.IGNORED)
         self._publisher.publish(event)
+        if archived.resent:
+            self._lineage.note_archived(ref)
         return IngestResult(
             ref.event_id, source_event_id, source_type, IngestOutcome.PUBLISHED, event_type=event.event_type
         )

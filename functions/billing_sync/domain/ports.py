@@ -97,9 +97,18 @@ class LineageStore(Protocol):
         """Adds an operator's redrive to the event's trail: when, who (caller identity) and how (filters)."""
         ...
 
-    def record(self, record: LineageRecord, *, unless_posted: bool = False) -> None:
+    def record(
+        self, record: LineageRecord, *, unless_posted: bool = False, count_attempt: bool = False
+    ) -> LineageRecord | None:
         """Writes a whole record (ignored, exception at ingest, posted without a claim); with `unless_posted`
-        a POSTED record stays as it is."""
+        a POSTED record stays as it is and is returned. The claim and this add the body `raw_ref` names to
+        `raw_bodies`. With `count_attempt` the stored attempts go up by one and the stored first sighting
+        is kept (the record's own stand in when there is none), so posting needs no read before it."""
+        ...
+
+    def note_archived(self, ref: EventRef) -> None:
+        """Adds the body `ref.raw_ref` names to the event's `raw_bodies` and changes nothing else; an event
+        lineage does not know yet is recorded PENDING (received, on its way to posting)."""
         ...
 
     def get(self, event_id: str) -> LineageRecord | None: ...
@@ -171,9 +180,18 @@ class ExceptionQueue(Protocol):
     def send(self, record: ExceptionRecord) -> None: ...
 
 
+@dataclass(frozen=True)
+class Archived:
+    """A stored raw body: `ref` names its object version and digest (see lineage.archived_ref); `resent`
+    says the source event id already had a body in the archive."""
+
+    ref: str
+    resent: bool = False
+
+
 class RawArchive(Protocol):
-    def put(self, *, source: str, source_event_id: str, body: bytes) -> str:
-        """Stores the raw payload; returns its key."""
+    def put(self, *, source: str, source_event_id: str, body: bytes) -> Archived:
+        """Stores the raw payload, keeping every earlier body of the same source event; raises PublishError."""
         ...
 
 

@@ -3,12 +3,19 @@
 Documents are keyed by external id and created with a conditional put, so posting the same
 document twice returns the first one (upsert semantics, as NetSuite's `eid:` upserts behave).
 Each document stores its balanced journal; the trial balance is derived from the journals.
+
+A document never changes once created (a void or a release is another document), so the client keeps
+the documents it created or read (up to `KNOWN_DOCUMENTS_BYTES`) and answers from that copy: a payment
+posted by the instance that posted its invoice, as Stripe's invoice and its automatic charge usually
+are, reads nothing. Only documents that exist are kept; a missing one is read again every time.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -35,6 +42,10 @@ _DOCUMENT = "DOC#"
 
 _CUSTOMER = "CUSTOMER#"
 
+KNOWN_DOCUMENTS_BYTES = 16 * 1024 * 1024
+"""About this much of the function's memory holds known documents, the least recently used dropped first
+(an item may be up to 400 KB; most are a few KB)."""
+
 
 def ledger_document_id(external_id: str) -> str:
     return "LDG-" + hashlib.sha256(external_id.encode()).hexdigest()[:16].upper()
@@ -53,9 +64,33 @@ def _translate(exc: BotoCoreError | ClientError, action: str) -> Exception:
 class DynamoLedgerErpClient:
     """Implements ErpClient on a DynamoDB table (partition key `pk`)."""
 
-    def __init__(self, client: Any, table_name: str) -> None:
+    def __init__(self, client: Any, table_name: str, *, known_bytes: int = KNOWN_DOCUMENTS_BYTES) -> None:
         self._client = client
         self._table = table_name
+        self._known: OrderedDict[str, tuple[int, dict[str, Any]]] = OrderedDict()
+        self._known_budget = known_bytes
+        self._known_bytes = 0
+        self._known_lock = threading.Lock()
+
+    def _remember(self, external_id: str, item: dict[str, Any]) -> None:
+        size = _approximate_bytes(item)
+        if size > self._known_budget:
+            return
+        with self._known_lock:
+            if (held := self._known.pop(external_id, None)) is not None:
+                self._known_bytes -= held[0]
+            self._known[external_id] = (size, item)
+            self._known_bytes += size
+            while self._known_bytes > self._known_budget:
+                self._known_bytes -= self._known.popitem(last=False)[1][0]
+
+    def _recalled(self, external_id: str) -> dict[str, Any] | None:
+        with self._known_lock:
+            held = self._known.get(external_id)
+            if held is None:
+                return None
+            self._known.move_to_end(external_id)
+            return held[1]
 
     def create_document(self, document: ErpDocument) -> ErpRef:
         document_id = ledger_document_id(document.external_id)
@@ -69,10 +104,13 @@ class DynamoLedgerErpClient:
             )
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
-                return _ref(document.external_id, item_on_condition_failure(exc) or item, created=False)
+                if existing := item_on_condition_failure(exc):
+                    self._remember(document.external_id, existing)
+                return _ref(document.external_id, existing or item, created=False)
             raise _translate(exc, f"create {document.external_id}") from exc
         except BotoCoreError as exc:
             raise _translate(exc, f"create {document.external_id}") from exc
+        self._remember(document.external_id, item)
         return _ref(document.external_id, item, created=True)
 
     def applied_total(self, external_id: str, kind: DocumentKind) -> int:
@@ -118,14 +156,9 @@ class DynamoLedgerErpClient:
             raise _translate(exc, f"list {kind.value} documents") from exc
 
     def find_document(self, external_id: str) -> ErpRef | None:
-        try:
-            item = self._get_item(
-                external_id,
-                consistent=True,
-                projection="document_id, legal_entity, customer, currency, #total, source_event_id",
-            )
-        except (BotoCoreError, ClientError) as exc:
-            raise _translate(exc, f"look up {external_id}") from exc
+        # The whole item, not a projection: a read costs the same units either way, and the copy kept
+        # answers a later get_document too.
+        item = self._document_item(external_id, action=f"look up {external_id}")
         return None if item is None else _ref(external_id, item, created=False)
 
     def find_by_reference(self, reference: str) -> ErpRef | None:
@@ -145,22 +178,23 @@ class DynamoLedgerErpClient:
         return _ref(items[0]["pk"]["S"].removeprefix(_DOCUMENT), items[0], created=False)
 
     def get_document(self, external_id: str) -> ErpDocument | None:
-        try:
-            item = self._get_item(external_id, consistent=True)
-        except (BotoCoreError, ClientError) as exc:
-            raise _translate(exc, f"read {external_id}") from exc
+        item = self._document_item(external_id, action=f"read {external_id}")
         return None if item is None else _document(external_id, item)
 
-    def _get_item(self, external_id: str, *, consistent: bool, projection: str | None = None) -> dict[str, Any] | None:
-        request: dict[str, Any] = {
-            "TableName": self._table,
-            "Key": {"pk": {"S": _DOCUMENT + external_id}},
-            "ConsistentRead": consistent,
-        }
-        if projection:
-            request["ProjectionExpression"] = projection
-            request["ExpressionAttributeNames"] = {"#total": "total"}
-        return self._client.get_item(**request).get("Item")
+    def _document_item(self, external_id: str, *, action: str) -> dict[str, Any] | None:
+        if (known := self._recalled(external_id)) is not None:
+            return known
+        try:
+            item = self._get_item(external_id)
+        except (BotoCoreError, ClientError) as exc:
+            raise _translate(exc, action) from exc
+        if item is not None:
+            self._remember(external_id, item)
+        return item
+
+    def _get_item(self, external_id: str) -> dict[str, Any] | None:
+        key = {"pk": {"S": _DOCUMENT + external_id}}
+        return self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
 
     def upsert_customer(self, customer: ErpCustomer) -> ErpRef:
         document_id = "CUS-" + hashlib.sha256(customer.external_id.encode()).hexdigest()[:12].upper()
@@ -216,6 +250,12 @@ class DynamoLedgerErpClient:
                     yield _document(item["pk"]["S"].removeprefix(_DOCUMENT), item)
         except (BotoCoreError, ClientError) as exc:
             raise _translate(exc, f"list the documents of {legal_entity or 'every entity'}") from exc
+
+
+def _approximate_bytes(item: dict[str, Any]) -> int:
+    """An item's weight in memory: its lines' JSON and a fixed share per journal line and attribute."""
+    lines = item.get("document_lines", {}).get("S", "")
+    return 2048 + 2 * len(lines) + 512 * len(item.get("journal", {}).get("L", []))
 
 
 def _document_item(document: ErpDocument, document_id: str) -> dict[str, Any]:

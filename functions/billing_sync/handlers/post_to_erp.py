@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from billing_sync.composition.posting import posting_retries, posting_service
 from billing_sync.domain.posting.service import posting_lanes
-from billing_sync.observability import logger, metrics
+from billing_sync.observability import error_fields, logger, metrics
 
 RESENT = "RESENT"
 MAX_PARALLEL_LANES = 10
@@ -52,7 +52,12 @@ def post_record(record: SQSRecord) -> str:
             metrics.add_metric(name="PostingRetryDelaySeconds", unit=MetricUnit.Seconds, value=retry.delay_seconds)
         logger.warning(
             "event failed; scheduled to return",
-            extra={"receive_count": receive_count, "retry": retry, "message_id": record.message_id, "error": repr(exc)},
+            extra={
+                "receive_count": receive_count,
+                "retry": retry,
+                "message_id": record.message_id,
+                "error": error_fields(exc),
+            },
         )
         if retry.resent:
             return RESENT

@@ -11,10 +11,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 from billing_sync.aws.errors import error_code, item_on_condition_failure, store_error
 from billing_sync.domain.errors import ExceptionCategory
 from billing_sync.domain.events import CustomerUpserted
-from billing_sync.domain.lineage import EventRef, LineageRecord, LineageStatus
+from billing_sync.domain.lineage import ArchivedBody, EventRef, LineageRecord, LineageStatus, archived_body
 from billing_sync.domain.ports import Claim, ClaimState, Version, Waiter
 
 _CHECKPOINT_PREFIX = "cp_"
+_RAW_BODY_PREFIX = "raw_sha256_"  # one attribute per archived body, named by its digest: a resend adds one
 _LINEAGE = "lineage store"
 _WAITING_ROOM = "waiting room"
 _MASTER_DATA = "master data store"
@@ -32,6 +33,16 @@ def _ts(moment: datetime) -> dict[str, str]:
 def _optional(item: dict[str, Any], name: str, value: str | None) -> None:
     if value is not None:
         item[name] = _s(value)
+
+
+def _raw_body(raw_ref: str | None, received_at: datetime) -> tuple[str, dict[str, Any]] | None:
+    """The attribute that records the archived body `raw_ref` names (written if_not_exists), or None."""
+    body = archived_body(raw_ref, received_at=received_at)
+    if body is None:
+        return None
+    value: dict[str, Any] = {"received_at": _ts(body.received_at)}
+    _optional(value, "version_id", body.version_id)
+    return _RAW_BODY_PREFIX + body.sha256, {"M": value}
 
 
 class DynamoLineageStore:
@@ -72,6 +83,9 @@ class DynamoLineageStore:
         if ref.raw_ref is not None:
             values[":raw"] = _s(ref.raw_ref)
             sets.append("raw_ref = :raw")
+        if (raw_body := _raw_body(ref.raw_ref, ref.received_at)) is not None:
+            values[":raw_body"] = raw_body[1]
+            sets.append(f"{raw_body[0]} = if_not_exists({raw_body[0]}, :raw_body)")
         if ref.source_api_version is not None:
             values[":api_version"] = _s(ref.source_api_version)
             sets.append("source_api_version = :api_version")
@@ -177,7 +191,9 @@ class DynamoLineageStore:
         except BotoCoreError as exc:
             raise store_error(exc, _LINEAGE, f"note a redrive of {event_id}") from exc
 
-    def record(self, record: LineageRecord, *, unless_posted: bool = False) -> None:
+    def record(
+        self, record: LineageRecord, *, unless_posted: bool = False, count_attempt: bool = False
+    ) -> LineageRecord | None:
         item: dict[str, Any] = {
             "pk": _s(record.event_id),
             "source": _s(record.source),
@@ -197,10 +213,22 @@ class DynamoLineageStore:
             item[_CHECKPOINT_PREFIX + name] = _ts(moment)
         # An update, not a put: the trail of operator redrives on the item is kept.
         del item["pk"]
+        counted = {"attempts": item.pop("attempts"), "first_seen": item.pop("first_seen")} if count_attempt else {}
         names = {f"#a{index}": name for index, name in enumerate(item)}
         values = {f":a{index}": value for index, value in enumerate(item.values())}
         cleared = [name for name in ("category", "reason", "lease_until") if name not in item]
-        expression = "SET " + ", ".join(f"{name} = {value}" for name, value in zip(names, values, strict=True))
+        assignments = [f"{name} = {value}" for name, value in zip(names, values, strict=True)]
+        if counted:
+            values |= {":first_seen": counted["first_seen"], ":zero": {"N": "0"}, ":one": {"N": "1"}}
+            assignments += [
+                "attempts = if_not_exists(attempts, :zero) + :one",
+                "first_seen = if_not_exists(first_seen, :first_seen)",
+            ]
+        raw_body = _raw_body(record.raw_ref, record.checkpoints.get("received", record.first_seen))
+        if raw_body is not None:
+            values[":raw_body"] = raw_body[1]
+            assignments.append(f"{raw_body[0]} = if_not_exists({raw_body[0]}, :raw_body)")
+        expression = "SET " + ", ".join(assignments)
         if cleared:
             expression += " REMOVE " + ", ".join(cleared)
         condition: dict[str, Any] = {}
@@ -208,6 +236,7 @@ class DynamoLineageStore:
             names["#status_now"] = "status"
             values[":posted"] = _s(LineageStatus.POSTED)
             condition["ConditionExpression"] = "attribute_not_exists(pk) OR #status_now <> :posted"
+            condition["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         try:
             self._client.update_item(
                 TableName=self._table,
@@ -219,10 +248,51 @@ class DynamoLineageStore:
             )
         except ClientError as exc:
             if unless_posted and error_code(exc) == "ConditionalCheckFailedException":
-                return  # posted meanwhile by another delivery of the same event
+                # posted by another delivery of the same event
+                held = item_on_condition_failure(exc)
+                return lineage_record(held) if held else self.get(record.event_id)
             raise store_error(exc, _LINEAGE, f"record {record.event_id}") from exc
         except BotoCoreError as exc:
             raise store_error(exc, _LINEAGE, f"record {record.event_id}") from exc
+        return None
+
+    def note_archived(self, ref: EventRef) -> None:
+        raw_body = _raw_body(ref.raw_ref, ref.received_at)
+        if raw_body is None:
+            return
+        kept = {
+            "#source": ":source",
+            "source_event_id": ":sid",
+            "event_type": ":type",
+            "#status": ":pending",
+            "attempts": ":zero",
+            "first_seen": ":received",
+            "last_seen": ":received",
+            "cp_received": ":received",
+            "raw_ref": ":raw",
+            raw_body[0]: ":raw_body",
+        }
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": _s(ref.event_id)},
+                # Only what is missing: a record posting wrote stays as it is, and one not written yet is
+                # complete enough for the claim and the lineage API.
+                UpdateExpression="SET " + ", ".join(f"{name} = if_not_exists({name}, {v})" for name, v in kept.items()),
+                ExpressionAttributeNames={"#status": "status", "#source": "source"},
+                ExpressionAttributeValues={
+                    ":source": _s(ref.source),
+                    ":sid": _s(ref.source_event_id),
+                    ":type": _s(ref.event_type),
+                    ":pending": _s(LineageStatus.PENDING),
+                    ":zero": {"N": "0"},
+                    ":received": _ts(ref.received_at),
+                    ":raw": _s(ref.raw_ref or ""),
+                    ":raw_body": raw_body[1],
+                },
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise store_error(exc, _LINEAGE, f"note an archived body of {ref.event_id}") from exc
 
     def get(self, event_id: str) -> LineageRecord | None:
         item = self._get_item(event_id)
@@ -270,6 +340,20 @@ def lineage_record(item: dict[str, Any]) -> LineageRecord:
         source_api_version=_str(item, "source_api_version"),
         erp_document_ids=tuple(v["S"] for v in item.get("erp_document_ids", {}).get("L", [])),
         redrives=tuple(v["S"] for v in item.get("redrives", {}).get("L", [])),
+        raw_bodies=tuple(
+            sorted(
+                (
+                    ArchivedBody(
+                        sha256=name.removeprefix(_RAW_BODY_PREFIX),
+                        version_id=_str(value["M"], "version_id"),
+                        received_at=value["M"]["received_at"]["S"],
+                    )
+                    for name, value in item.items()
+                    if name.startswith(_RAW_BODY_PREFIX)
+                ),
+                key=lambda body: body.received_at,
+            )
+        ),
         checkpoints={
             name.removeprefix(_CHECKPOINT_PREFIX): value["S"]
             for name, value in item.items()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from billing_sync.domain.accounting import LineClass, SettlementTarget, invoice_external_id, payment_reference
 from billing_sync.domain.errors import DependencyPendingError, PermanentPostingError
 from billing_sync.domain.events import InvoiceIssued, RevenueClass
-from billing_sync.domain.journal import ErpDocument, ErpRef
+from billing_sync.domain.journal import DocumentKind, ErpDocument, ErpRef
 from billing_sync.domain.mapping import AccountMapping
 from billing_sync.domain.ports import BalanceTransaction, ErpClient, MasterDataStore, SourceReader
 
@@ -29,6 +29,18 @@ def payments_key(invoice_external_id: str) -> str:
 def reference_key(reference: str) -> str:
     """A document by the source's handle on it (`reference:payment_intent:pi_…`), released when it posts."""
     return f"reference:{reference}"
+
+
+def released_by(document: ErpDocument) -> tuple[str, ...]:
+    """The keys whose waiters may post once `document` is created: its own name, and for a payment the
+    payments of the invoice it applies to and its reference. The posting path and a consumer of the ERP's
+    change stream release the same keys."""
+    keys = [document_key(document.external_id)]
+    if document.kind == DocumentKind.PAYMENT:
+        keys += [payments_key(external_id) for external_id in document.applies_to]
+        if document.reference:
+            keys.append(reference_key(document.reference))
+    return tuple(keys)
 
 
 def source_object_key(source: str, object_id: str) -> str:

@@ -38,7 +38,7 @@ from billing_sync.domain.events import (
 )
 from billing_sync.domain.journal import DocumentKind, ErpCustomer, ErpDocument
 from billing_sync.domain.ports import BalanceTransaction
-from billing_sync.domain.posting.resolver import Resolver, customer_key, payments_key, record_key, reference_key
+from billing_sync.domain.posting.resolver import Resolver, customer_key, payments_key, record_key
 
 REFUND_SAGA_WORKFLOW = "refund_saga"
 """The workflow (Step Functions state machine) that books refund.issued."""
@@ -61,7 +61,8 @@ class MasterDataUpdate:
 
 @dataclass(frozen=True)
 class Plan:
-    """What posting an event does. `provides` are the keys whose waiters are released afterwards."""
+    """What posting an event does. `provides` are the keys whose waiters are released afterwards, besides
+    what each document releases (resolver.released_by)."""
 
     documents: tuple[ErpDocument, ...] = ()
     master_data: MasterDataUpdate | None = None
@@ -110,12 +111,7 @@ def _payment(event: PaymentSettledEvent, world: Resolver) -> Plan:
         settlement = world.charge_settlement(event.source, event.data.charge_id)
         if settlement is not None:
             settlements[document.external_id] = settlement
-    return Plan(
-        documents=(document,),
-        provides=tuple(payments_key(ext) for ext in document.applies_to)
-        + ((reference_key(document.reference),) if document.reference else ()),
-        settlements=settlements,
-    )
+    return Plan(documents=(document,), settlements=settlements)  # what it releases: resolver.released_by
 
 
 def _invoice_paid(event: InvoicePaidEvent, world: Resolver) -> Plan:

@@ -7,9 +7,15 @@ adapter creates by external id only when no document with that id exists; a seco
 posted document with other amounts is an exception, never silently dropped.
 
 With an ERP whose create by external id is itself conditional (the embedded ledger's conditional put,
-`claim_documents=False`), a document rule takes no claim: lineage is read once (a POSTED event is a
-duplicate), the conditional create lets one document through under concurrent deliveries and retries,
-and lineage is written once with the outcome. Sagas keep the claim: their executions hold it.
+`claim_documents=False`), a document rule takes no claim and reads no lineage first: the conditional
+create lets one document through under concurrent deliveries and retries, and lineage is written once,
+POSTED unless it already says POSTED (then the delivery is a duplicate), counting the attempt in the same
+write. Only a path that would record something else (waiting, pending, parked, ignored) reads lineage
+first, so a late duplicate is never parked or held. Sagas keep the claim: their executions hold it.
+
+What waits for a created document is released by the keys `resolver.released_by` names: here, after
+lineage, or (`release_documents=False`) by a consumer of the ERP's change stream (the ledger table's
+stream), which sees every created document after its write, so nothing that holds before it is missed.
 """
 
 from __future__ import annotations
@@ -56,7 +62,7 @@ from billing_sync.domain.ports import (
     WaitingRoom,
     Workflows,
 )
-from billing_sync.domain.posting.resolver import Resolver, document_key
+from billing_sync.domain.posting.resolver import Resolver, released_by
 from billing_sync.domain.posting.rules import POSTING_RULES, MasterDataUpdate, Plan, PostingRule, RuleKind
 from billing_sync.domain.retry import Delivery, retries_exhausted
 from billing_sync.domain.waiting import release_waiters
@@ -107,8 +113,10 @@ class PostingService:
         bookkeeper: Bookkeeper | None = None,
         reader: SourceReader | None = None,
         claim_documents: bool = True,
+        release_documents: bool = True,
     ) -> None:
         self._claim_documents = claim_documents
+        self._release_documents = release_documents
         self._erp = erp
         self._lineage = lineage
         self._master_data = master_data
@@ -160,18 +168,18 @@ class PostingService:
         now = self._clock()
         unclaimed = rule.kind is RuleKind.DOCUMENT and not self._claim_documents
         if unclaimed:
-            claim = self._lineage_read(event.event_id, now=now)
+            claim = _Sighting(lambda: self._lineage_read(event.event_id, now=now))
         else:
             lease = self._saga_lease if rule.kind is RuleKind.SAGA else self._claim_lease
-            claim = self._lineage.claim(ref, now=now, lease_until=now + lease)
-        if claim.state is ClaimState.ALREADY_POSTED:
-            return PostingResult(event.event_id, PostingStatus.DUPLICATE, claim.erp_document_ids)
-        if claim.state is ClaimState.IN_FLIGHT:
-            if delivery is not None and delivery.last:
-                # Another delivery of the same event holds the claim; if its worker dies, that message
-                # returns and claims again after the lease. This copy can go without being dead-lettered.
-                return PostingResult(event.event_id, PostingStatus.DUPLICATE)
-            raise ClaimInFlightError(f"event {event.event_id} is being posted by another worker")
+            claim = _Sighting.of(self._lineage.claim(ref, now=now, lease_until=now + lease))
+            if claim.state is ClaimState.ALREADY_POSTED:
+                return PostingResult(event.event_id, PostingStatus.DUPLICATE, claim.erp_document_ids)
+            if claim.state is ClaimState.IN_FLIGHT:
+                if delivery is not None and delivery.last:
+                    # Another delivery of the same event holds the claim; if its worker dies, that message
+                    # returns and claims again after the lease. This copy can go without being dead-lettered.
+                    return PostingResult(event.event_id, PostingStatus.DUPLICATE)
+                raise ClaimInFlightError(f"event {event.event_id} is being posted by another worker")
         try:
             plan = self._plan_or_wait(event, rule, claim, unclaimed=unclaimed)
             if isinstance(plan, _Held):
@@ -182,7 +190,35 @@ class PostingService:
                 return PostingResult(event.event_id, PostingStatus.STARTED, waiting_for=started)
             document_ids = tuple(self._create(event, document) for document in plan.documents)
             self._link(event, plan)
-        except NothingToPostError as exc:
+        except Exception as exc:
+            if claim.state is ClaimState.ALREADY_POSTED:
+                # Unclaimed, lineage (read only now) says an earlier delivery posted it: a late duplicate is
+                # never held, ignored, parked or retried because the world changed after it posted.
+                return PostingResult(event.event_id, PostingStatus.DUPLICATE, claim.erp_document_ids)
+            return self._not_posted(event, ref, claim, exc, delivery=delivery, unclaimed=unclaimed)
+        note = "; ".join(part for part in (plan.note, moved_note(plan.documents)) if part) or None
+        if unclaimed:
+            held = self._record_posted(event, note=note, document_ids=document_ids, first_seen=now)
+            if held is not None:  # an earlier delivery recorded it: its documents are these
+                return PostingResult(event.event_id, PostingStatus.DUPLICATE, held.erp_document_ids)
+        else:
+            self._lineage.mark_posted(event.event_id, document_ids=document_ids, now=self._clock(), note=note)
+        released = (key for document in plan.documents for key in released_by(document))
+        self._release(plan.provides + (tuple(released) if self._release_documents else ()))
+        return PostingResult(event.event_id, PostingStatus.POSTED, document_ids)
+
+    def _not_posted(
+        self,
+        event: FinanceEvent,
+        ref: EventRef,
+        claim: _Sighting,
+        exc: Exception,
+        *,
+        delivery: Delivery | None,
+        unclaimed: bool,
+    ) -> PostingResult:
+        """Ignored, parked, or noted pending and raised again for the queue to retry."""
+        if isinstance(exc, NothingToPostError):
             self._outcomes.settled(
                 ref,
                 status=LineageStatus.IGNORED,
@@ -192,35 +228,16 @@ class PostingService:
                 checkpoints=_checkpoints(event),
             )
             return PostingResult(event.event_id, PostingStatus.IGNORED)
-        except PermanentPostingError as exc:
+        if isinstance(exc, PermanentPostingError):
             return self._park(event, ref, attempts=claim.attempts, first_seen=claim.first_seen, error=exc)
-        except RetryablePostingError as exc:
-            if (exhausted := retries_exhausted(exc, delivery)) is not None:
-                return self._park(event, ref, attempts=claim.attempts, first_seen=claim.first_seen, error=exhausted)
+        if (exhausted := retries_exhausted(exc, delivery)) is not None:
+            return self._park(event, ref, attempts=claim.attempts, first_seen=claim.first_seen, error=exhausted)
+        if isinstance(exc, RetryablePostingError):
             self._mark_pending(event, claim, exc.category, exc.reason, unclaimed=unclaimed)
-            raise
-        except Exception as exc:
-            if (exhausted := retries_exhausted(exc, delivery)) is not None:
-                return self._park(event, ref, attempts=claim.attempts, first_seen=claim.first_seen, error=exhausted)
-            self._mark_pending(
-                event, claim, ExceptionCategory.INTERNAL, f"{type(exc).__name__}: {exc}", unclaimed=unclaimed
-            )
-            raise
-        note = "; ".join(part for part in (plan.note, moved_note(plan.documents)) if part) or None
-        if unclaimed:
-            self._outcomes.settled(
-                ref,
-                status=LineageStatus.POSTED,
-                reason=note,
-                attempts=claim.attempts,
-                first_seen=claim.first_seen,
-                checkpoints=_checkpoints(event),
-                document_ids=document_ids,
-            )
         else:
-            self._lineage.mark_posted(event.event_id, document_ids=document_ids, now=self._clock(), note=note)
-        self._release(plan.provides + tuple(document_key(document.external_id) for document in plan.documents))
-        return PostingResult(event.event_id, PostingStatus.POSTED, document_ids)
+            reason = f"{type(exc).__name__}: {exc}"
+            self._mark_pending(event, claim, ExceptionCategory.INTERNAL, reason, unclaimed=unclaimed)
+        raise exc
 
     def sweep(self) -> list[PostingResult]:
         """Posts again every held event: one that can now post does, one past its horizon is parked.
@@ -243,7 +260,7 @@ class PostingService:
     # ---- waiting by name ----
 
     def _lineage_read(self, event_id: str, *, now: datetime) -> Claim:
-        """In place of a claim: what lineage holds (one read). The conditional create is the guard."""
+        """In place of a claim, on a path other than POSTED: what lineage holds (one read)."""
         held = self._lineage.get(event_id)
         if held is not None and held.status is LineageStatus.POSTED:
             return Claim(ClaimState.ALREADY_POSTED, held.attempts, held.first_seen, held.erp_document_ids)
@@ -251,15 +268,22 @@ class PostingService:
             return Claim(ClaimState.CLAIMED, 1, now)
         return Claim(ClaimState.CLAIMED, held.attempts + 1, held.first_seen)
 
-    def _plan_or_wait(self, event: FinanceEvent, rule: PostingRule, claim: Claim, *, unclaimed: bool) -> Plan | _Held:
-        """The plan, or _Held when the event is now held by the name of what it waits for."""
-        first_seen = claim.first_seen
+    def _plan_or_wait(
+        self, event: FinanceEvent, rule: PostingRule, claim: _Sighting, *, unclaimed: bool
+    ) -> Plan | _Held:
+        """The plan, or _Held when the event is now held by the name of what it waits for.
+
+        Raises _AlreadyPostedError for an unclaimed event lineage says is POSTED: a late duplicate never waits.
+        """
         try:
             return self._plan(event, rule)
         except DependencyPendingError as exc:
             if self._waiting is None or exc.key is None:
                 raise
             pending = exc
+        if claim.state is ClaimState.ALREADY_POSTED:
+            raise _AlreadyPostedError(event.event_id)
+        first_seen = claim.first_seen
         while True:
             if self._clock() >= first_seen + self._horizon:
                 raise _HorizonPassedError(
@@ -312,6 +336,23 @@ class PostingService:
         release_waiters(keys, waiting=self._waiting, requeue=self._requeue)
 
     # ---- documents and master data ----
+
+    def _record_posted(
+        self, event: FinanceEvent, *, note: str | None, document_ids: tuple[str, ...], first_seen: datetime
+    ) -> LineageRecord | None:
+        """Lineage POSTED in one write that counts the attempt; the record already POSTED, if one is."""
+        now = self._clock()
+        record = LineageRecord(
+            **_event_ref(event).identity(),
+            status=LineageStatus.POSTED,
+            reason=note,
+            attempts=1,
+            first_seen=first_seen,
+            last_seen=now,
+            erp_document_ids=document_ids,
+            checkpoints={**_checkpoints(event), "posted": now},
+        )
+        return self._lineage.record(record, unless_posted=True, count_attempt=True)
 
     def _link(self, event: FinanceEvent, plan: Plan) -> None:
         version = Version(as_of=event.occurred_at, source_event_id=event.source_event_id)
@@ -384,7 +425,7 @@ class PostingService:
     # ---- outcomes ----
 
     def _mark_pending(
-        self, event: FinanceEvent, claim: Claim, category: ExceptionCategory, reason: str, *, unclaimed: bool
+        self, event: FinanceEvent, claim: _Sighting, category: ExceptionCategory, reason: str, *, unclaimed: bool
     ) -> None:
         """Releases the claim and says why, so lineage explains the retry (and a dead letter)."""
         self._note(event, claim, LineageStatus.PENDING, category, reason, unclaimed=unclaimed)
@@ -392,7 +433,7 @@ class PostingService:
     def _note(
         self,
         event: FinanceEvent,
-        claim: Claim,
+        claim: _Sighting,
         status: LineageStatus,
         category: ExceptionCategory,
         reason: str,
@@ -503,6 +544,47 @@ def _lane_keys(detail: Mapping[str, Any]) -> tuple[frozenset[str], frozenset[str
 @dataclass(frozen=True)
 class _Held:
     key: str
+
+
+class _Sighting:
+    """The claim, or for an unclaimed event what lineage holds, read on first use: the path that ends
+    POSTED never asks, so it reads nothing before its writes."""
+
+    def __init__(self, read: Callable[[], Claim]) -> None:
+        self._read = read
+        self._claim: Claim | None = None
+
+    @classmethod
+    def of(cls, claim: Claim) -> _Sighting:
+        sighting = cls(lambda: claim)
+        sighting._claim = claim
+        return sighting
+
+    @property
+    def claim(self) -> Claim:
+        if self._claim is None:
+            self._claim = self._read()
+        return self._claim
+
+    @property
+    def state(self) -> ClaimState:
+        return self.claim.state
+
+    @property
+    def attempts(self) -> int:
+        return self.claim.attempts
+
+    @property
+    def first_seen(self) -> datetime:
+        return self.claim.first_seen
+
+    @property
+    def erp_document_ids(self) -> tuple[str, ...]:
+        return self.claim.erp_document_ids
+
+
+class _AlreadyPostedError(Exception):
+    """An unclaimed event that would wait or fail is already POSTED in lineage: a duplicate."""
 
 
 class _HorizonPassedError(PermanentPostingError):
