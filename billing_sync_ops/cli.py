@@ -235,6 +235,8 @@ def serve(
         drained = runtime.drain(timeout_seconds=drain_timeout)
         runtime.stop_workers()  # the report is read from a state nothing changes any more
         report = collect(runtime)
+        if hasattr(runtime, "processes"):
+            report["runtime"] = runtime.processes()
         runtime.stop()
     except ForcedStop:
         print("billing-sync: stopped at once (second Ctrl-C): nothing drained, no report", file=sys.stderr)

@@ -1,25 +1,39 @@
-"""Plays the Lambda service locally: in-process invocations, API Gateway proxy events, SQS batches, and
-the Lambda tasks of moto's Step Functions interpreter."""
+"""Plays the Lambda service locally: invocations in this process or in worker processes, API Gateway proxy
+events, SQS batches, and a Lambda Invoke endpoint for the tasks of moto's Step Functions interpreter."""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import importlib
 import io
 import json
+import multiprocessing
+import os
+import queue
+import sys
 import threading
 import time
 import traceback
+import urllib.parse
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from multiprocessing.connection import Connection
+from typing import Any, Protocol
 
 from billing_sync_ops.local_stack import EventSourceMapping, LocalFunction, scaled_seconds
+from billing_sync_ops.moto_process import ignore_stop_signals, stop_child
 
 __all__ = [
+    "FunctionHost",
+    "FunctionHostPool",
+    "FunctionProcessError",
     "LocalFunctionHost",
     "LocalLambdaContext",
+    "LocalLambdaService",
+    "ProcessFunctionHost",
     "QueuePoller",
     "StateMachineTasks",
     "VisibilityChanges",
@@ -59,15 +73,24 @@ class LocalLambdaContext:
         return max(0, int((self.timeout_seconds - (time.monotonic() - self.started)) * 1000))
 
 
-# Every function runs in this one process and shares its environment and the one Powertools logger,
-# whose keys (function_name, request id, cold start) each invocation sets. Two invocations running at
-# once would log under each other's name, so invocations take turns across all functions, as if each
-# had its own container.
+# The functions hosted in one process share its environment and the one Powertools logger, whose keys
+# (function_name, request id, cold start) each invocation sets. Two invocations running at once would log
+# under each other's name, so in-process invocations take turns across all functions, as if each had its
+# own container; a function that must run in parallel gets worker processes (ProcessFunctionHost).
 _INVOCATION = threading.Lock()
 
 
+class FunctionHost(Protocol):
+    """What pollers and the Lambda service invoke: a function's handler, in this process or a worker."""
+
+    @property
+    def function(self) -> LocalFunction: ...
+
+    def invoke(self, event: Mapping[str, Any]) -> Any: ...
+
+
 class LocalFunctionHost:
-    """Invokes one function's handler in-process; one invocation at a time across all hosts."""
+    """Invokes one function's handler in this process; one invocation at a time across all such hosts."""
 
     def __init__(self, function: LocalFunction) -> None:
         self.function = function
@@ -80,6 +103,144 @@ class LocalFunctionHost:
                 self.function.logical_id, self.function.timeout_seconds, function_arn=self.function.arn
             )
             return self._handler(dict(event), context)
+
+
+class FunctionProcessError(Exception):
+    """The handler raised in its worker process (the message names the exception), or the worker is gone."""
+
+
+_PARENT_CHECK_SECONDS = 1.0
+
+
+class ProcessFunctionHost:
+    """Invokes one function's handler in a worker process of its own, one invocation at a time, as a Lambda
+    execution environment does; several hosts of one function run in parallel on several cores.
+
+    The worker is forked from this process once the handler is imported, so it starts warm. Each invocation
+    carries this process's environment when it changed since the last one (a changed `MAPPING_FILE` or wait
+    horizon reaches the worker, which then rebuilds its composition), and brings back the receipt handles
+    whose visibility the handler changed itself (`visibility_changes`). Its logs go to this process's stderr.
+    The worker ignores SIGINT and SIGTERM (after a Ctrl-C `local serve` still drains through it) and exits
+    on `stop()`, when this process closes the pipe, or when this process is gone.
+    """
+
+    def __init__(self, function: LocalFunction, *, log_level: str = "WARNING") -> None:
+        self.function = function
+        self.visibility_changes = VisibilityChanges()
+        LocalFunctionHost(function)  # imported here once, so the forked worker starts with it
+        context = multiprocessing.get_context("fork")
+        self._connection, child_end = context.Pipe()
+        self._process: Any = context.Process(
+            target=_host_worker,
+            args=(child_end, function, log_level),
+            name=f"billing-sync-{function.logical_id}",
+            daemon=True,
+        )
+        self._process.start()
+        child_end.close()
+        self._sent_environment: dict[str, str] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def invoke(self, event: Mapping[str, Any]) -> Any:
+        """The handler's result; raises FunctionProcessError when it raised or the worker is gone."""
+        with self._lock:
+            if self._process is None:
+                raise FunctionProcessError(f"{self.function.logical_id}: the worker process is stopped")
+            environment = dict(os.environ)
+            try:
+                self._connection.send((dict(event), None if environment == self._sent_environment else environment))
+                self._sent_environment = environment
+                status, result, changed = self._connection.recv()
+            except (EOFError, OSError) as exc:
+                raise FunctionProcessError(f"{self.function.logical_id}: the worker process is gone: {exc!r}") from None
+        self.visibility_changes.add(changed)
+        if status != "ok":
+            raise FunctionProcessError(result)
+        return result
+
+    def stop(self, timeout_seconds: float = 10) -> None:
+        """Lets an invocation in progress finish (at most `timeout_seconds`), then ends the worker."""
+        if self._process is None:
+            return
+        # A worker that does not finish in time is killed, which also ends a wait for its answer.
+        if self._lock.acquire(timeout=timeout_seconds):
+            with contextlib.suppress(OSError):
+                self._connection.send(None)
+            self._lock.release()
+        self._connection.close()
+        stop_child(self._process, timeout_seconds)
+        self._process = None
+
+
+class FunctionHostPool:
+    """Several worker processes of one function; an invocation takes whichever is free and waits when all
+    are busy, as a request behind API Gateway gets a free execution environment."""
+
+    def __init__(self, hosts: list[ProcessFunctionHost]) -> None:
+        if not hosts:
+            raise ValueError("a pool needs at least one host")
+        self.hosts = hosts
+        self._free: queue.SimpleQueue[ProcessFunctionHost] = queue.SimpleQueue()
+        for host in hosts:
+            self._free.put(host)
+
+    @property
+    def function(self) -> LocalFunction:
+        return self.hosts[0].function
+
+    def invoke(self, event: Mapping[str, Any]) -> Any:
+        host = self._free.get()
+        try:
+            return host.invoke(event)
+        finally:
+            self._free.put(host)
+
+    def stop(self, timeout_seconds: float = 10) -> None:
+        for host in self.hosts:
+            host.stop(timeout_seconds)
+
+
+def _host_worker(connection: Connection, function: LocalFunction, log_level: str) -> None:
+    ignore_stop_signals()
+    global _INVOCATION
+    _INVOCATION = threading.Lock()  # a fresh lock: another thread may have held the parent's at the fork
+    parent = os.getppid()
+    host = LocalFunctionHost(function)
+    changes = VisibilityChanges()
+    changes.install()
+    from billing_sync import composition
+    from billing_sync.observability import logger
+
+    handler = logger.registered_handler
+    if hasattr(handler, "setStream"):
+        handler.setStream(sys.stderr)
+    logger.setLevel(log_level)
+    while True:
+        if not connection.poll(_PARENT_CHECK_SECONDS):
+            if os.getppid() != parent:
+                return
+            continue
+        try:
+            message = connection.recv()
+        except EOFError:
+            return
+        if message is None:
+            return
+        event, environment = message
+        if environment is not None:
+            os.environ.clear()
+            os.environ.update(environment)
+            composition.reset()
+        handles = [record.get("receiptHandle") for record in event.get("Records", []) if isinstance(record, dict)]
+        try:
+            reply: tuple[str, Any] = ("ok", host.invoke(event))
+        except Exception as exc:
+            reply = ("error", f"{function.logical_id} raised {type(exc).__name__}: {exc}")
+        connection.send((*reply, sorted(changes.take([h for h in handles if h]))))
 
 
 def api_gateway_event(
@@ -192,6 +353,11 @@ class VisibilityChanges:
         with self._lock:
             self._handles.update(handle for handle in handles if handle)
 
+    def add(self, receipt_handles: list[str]) -> None:
+        """Records handles whose change was seen elsewhere (a handler in a worker process)."""
+        with self._lock:
+            self._handles.update(receipt_handles)
+
     def take(self, receipt_handles: list[str]) -> set[str]:
         """Which of these handles were changed; forgets all of them."""
         with self._lock:
@@ -214,7 +380,7 @@ class QueuePoller:
         self,
         sqs: Any,
         mapping: EventSourceMapping,
-        host: LocalFunctionHost,
+        host: FunctionHost,
         *,
         time_scale: float,
         visibility_changes: VisibilityChanges | None = None,
@@ -228,7 +394,7 @@ class QueuePoller:
             ]
         )
         self.retry_delay_seconds = scaled_seconds(visibility_timeout, time_scale)
-        self._visibility_changes = visibility_changes
+        self._visibility_changes = visibility_changes or getattr(host, "visibility_changes", None)
         self.busy = False
 
     def poll_once(self, wait_seconds: int = 1) -> int:
@@ -282,30 +448,29 @@ class QueuePoller:
 
 
 class StateMachineTasks:
-    """Runs the Lambda tasks of moto's Step Functions interpreter in-process, on the real handlers.
+    """Runs the Lambda tasks of moto's Step Functions interpreter on the real handlers.
 
-    moto's interpreter invokes a task's function through a boto3 Lambda client it makes itself
-    (`lambda_eval_utils.boto_client_for`), and moto's Lambda backend would answer every invoke with
-    success. `install()` replaces that factory, for the Lambda client only, with one whose `invoke` of a
-    known function (by ARN, ARN with a qualifier, or name) calls `LocalFunctionHost.invoke` and answers
-    as Lambda does: StatusCode 200 and the JSON result as the Payload stream, or, when the handler
-    raised, FunctionError "Unhandled" and {errorType: the exception's class name, errorMessage} as the
-    payload, so the state machine's Retry and Catch match the real error names. Any other function goes
-    to the endpoint at `endpoint_url`. `uninstall()` puts moto's factory back.
+    moto's interpreter (in moto's process, see billing_sync_ops.moto_process) sends a task's invoke of a
+    stack function to `LocalLambdaService`, which calls `invoke` here. It answers as Lambda does:
+    StatusCode 200 and the JSON result as the Payload stream, or, when the handler raised, FunctionError
+    "Unhandled" and {errorType: the exception's class name, errorMessage} as the payload, so the state
+    machine's Retry and Catch match the real error names.
     """
 
-    def __init__(self, hosts: Mapping[str, LocalFunctionHost], *, endpoint_url: str | None = None) -> None:
-        self._hosts: dict[str, LocalFunctionHost] = {}
+    def __init__(self, hosts: Mapping[str, FunctionHost]) -> None:
+        self._hosts: dict[str, FunctionHost] = {}
         for host in hosts.values():
             for key in (host.function.arn, host.function.name, host.function.logical_id):
                 if key:
                     self._hosts[key] = host
-        self._endpoint_url = endpoint_url
-        self._module: Any = None
-        self._original: Any = None
         self.invocations: list[tuple[str, str | None]] = []  # (function logical id, error type or None)
 
-    def host_for(self, function_name: str) -> LocalFunctionHost | None:
+    @property
+    def function_names(self) -> frozenset[str]:
+        """Every name and ARN a task may use for a stack function (without a qualifier)."""
+        return frozenset(self._hosts)
+
+    def host_for(self, function_name: str) -> FunctionHost | None:
         """The host a Lambda `FunctionName` (ARN, qualified ARN, partial ARN or name) names, or None."""
         if function_name in self._hosts:
             return self._hosts[function_name]
@@ -338,46 +503,78 @@ class StateMachineTasks:
         response["Payload"] = io.BytesIO(json.dumps(body, default=str).encode("utf-8"))
         return response
 
-    def install(self) -> None:
-        from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 
-        if self._module is not None:
+class LocalLambdaService:
+    """The Lambda Invoke API (`POST /2015-03-31/functions/<name>/invocations`) on 127.0.0.1 and a free port,
+    answered by `StateMachineTasks`; an unknown function is 404 ResourceNotFoundException. `bind()` takes the
+    port (so moto's process can be told it before anything is served), `start()` serves, `stop()` closes."""
+
+    _PREFIX = "/2015-03-31/functions/"
+
+    def __init__(self, tasks: StateMachineTasks | None = None) -> None:
+        self.tasks = tasks
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        assert self._server is not None, "bind() first"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def bind(self) -> LocalLambdaService:
+        service = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                service._answer(self)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        return self
+
+    def start(self) -> LocalLambdaService:
+        assert self._server is not None, "bind() first"
+        self._thread = threading.Thread(target=self._server.serve_forever, name="lambda-service", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
             return
-        self._module = lambda_eval_utils
-        self._original = lambda_eval_utils.boto_client_for
-        tasks = self
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout=5)
+        self._server.server_close()
+        self._server = self._thread = None
 
-        def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
-            if service != "lambda":
-                return tasks._original(region=region, service=service, state_credentials=state_credentials)
-            return _LocalLambdaClient(tasks, region)
-
-        lambda_eval_utils.boto_client_for = boto_client_for
-
-    def uninstall(self) -> None:
-        if self._module is None:
-            return
-        self._module.boto_client_for = self._original
-        self._module = self._original = None
-
-    def _endpoint_client(self, region: str) -> Any:
-        import boto3
-
-        return boto3.session.Session().client("lambda", region_name=region, endpoint_url=self._endpoint_url)
-
-
-class _LocalLambdaClient:
-    """The Lambda client the interpreter gets: known functions in-process, others at the endpoint."""
-
-    def __init__(self, tasks: StateMachineTasks, region: str) -> None:
-        self._tasks = tasks
-        self._region = region
-
-    def invoke(self, **parameters: Any) -> dict[str, Any]:
-        response = self._tasks.invoke(str(parameters.get("FunctionName", "")), parameters.get("Payload"))
-        if response is not None:
-            return response
-        return self._tasks._endpoint_client(self._region).invoke(**parameters)
+    def _answer(self, request: BaseHTTPRequestHandler) -> None:
+        body = request.rfile.read(int(request.headers.get("Content-Length") or 0))
+        path = request.path.split("?")[0]
+        name = ""
+        if path.startswith(self._PREFIX) and path.endswith("/invocations"):
+            name = urllib.parse.unquote(path[len(self._PREFIX) : -len("/invocations")])
+        response = self.tasks.invoke(name, body) if self.tasks is not None and name else None
+        headers: dict[str, str] = {"Content-Type": "application/json"}
+        if response is None:
+            status = 404
+            headers["x-amzn-ErrorType"] = "ResourceNotFoundException"
+            data = json.dumps({"Type": "User", "message": f"Function not found: {name or path}"}).encode()
+        else:
+            status = int(response["StatusCode"])
+            headers["X-Amz-Executed-Version"] = response["ExecutedVersion"]
+            if "FunctionError" in response:
+                headers["X-Amz-Function-Error"] = response["FunctionError"]
+            data = response["Payload"].read()
+        request.send_response(status)
+        for header, value in {**headers, "Content-Length": str(len(data))}.items():
+            request.send_header(header, value)
+        request.end_headers()
+        request.wfile.write(data)
 
 
 def _decoded_payload(payload: Any) -> Any:

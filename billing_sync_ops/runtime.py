@@ -1,13 +1,15 @@
 """The embedded local runtime: moto on loopback, resources from the synthesised stack, real handlers.
 
 Nothing here needs an AWS account or Docker. The webhook endpoint is served over real HTTP; the
-posting queue is polled by a dispatcher that plays the Lambda event source mapping. moto's Step
-Functions interpreter runs the stack's state machines (the refund saga) from their real definitions,
-with their Lambda tasks dispatched in-process to the real handlers.
+posting queue is polled by as many pollers as the template lets the posting function run at once,
+each invoking the handler in a worker process of its own (they play the Lambda event source mapping
+and its execution environments). moto answers from a process of its own; its Step Functions
+interpreter runs the stack's state machines (the refund saga) from their real definitions, and their
+Lambda tasks come back to the real handlers here through a local Lambda Invoke endpoint.
 
-All state (events, lineage, ledger, queues) lives in moto's memory in this process: stopping the
-runtime loses it. Handlers log to stderr here (in Lambda, Powertools writes to stdout), so a command's
-stdout carries only its own output.
+All state (events, lineage, ledger, queues) lives in moto's memory, in moto's process: stopping the
+runtime stops that process and loses it. Handlers log to stderr here (in Lambda, Powertools writes to
+stdout), so a command's stdout carries only its own output.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import logging
 import math
 import os
 import re
-import socket
 import sys
 import threading
 import time
@@ -32,13 +33,25 @@ import boto3
 
 from billing_sync.domain.webhook import MAX_WEBHOOK_BYTES
 from billing_sync_ops.lambda_runtime import (
+    FunctionHost,
+    FunctionHostPool,
     LocalFunctionHost,
+    LocalLambdaService,
+    ProcessFunctionHost,
     QueuePoller,
     StateMachineTasks,
     VisibilityChanges,
     api_gateway_event,
 )
-from billing_sync_ops.local_stack import LocalStack, StreamSourceMapping, provision, synthesize_template
+from billing_sync_ops.local_stack import (
+    EventSourceMapping,
+    LocalFunction,
+    LocalStack,
+    StreamSourceMapping,
+    provision,
+    synthesize_template,
+)
+from billing_sync_ops.moto_process import MotoProcess
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_RATES_FILE = REPO_ROOT / "events" / "rates" / "ecb_2026-11.csv"
@@ -52,12 +65,6 @@ _ACTIVE = threading.Lock()
 
 def webhook_secret_from_env() -> str:
     return os.environ.get(WEBHOOK_SECRET_ENV) or LOCAL_WEBHOOK_SECRET
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 LOCAL_SCALED_DELAYS = {
@@ -277,6 +284,8 @@ class LocalRuntime:
     stripe_fixtures: Path | None = None  # a directory the local Stripe API double serves (else no Stripe API)
     read_timeout_seconds: float = 5.0  # a request's line, headers and body must arrive within this
     max_body_bytes: int = MAX_WEBHOOK_BYTES  # a longer body is refused with 413 before it is read
+    max_concurrency: int | None = None  # batches of one queue posted at once; None: as the template says
+    webhook_concurrency: int | None = None  # webhooks handled at once; None: see `webhook_hosts`
     accepted: dict[str, str] = field(default_factory=dict)  # event id -> source event id
     refused: list[dict[str, Any]] = field(default_factory=list)
 
@@ -316,19 +325,12 @@ class LocalRuntime:
         return self
 
     def _start_backend(self) -> None:
-        from moto.core.config import default_user_config
-        from moto.server import ThreadedMotoServer
-
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        # moto runs state machines only when asked (its config is process-wide); `stop()` restores it.
-        sfn_config = default_user_config.setdefault("stepfunctions", {})
-        self._saved_execute_state_machine: tuple[bool | None] | None = (sfn_config.get("execute_state_machine"),)
-        sfn_config["execute_state_machine"] = True
-        moto_port = _free_port()
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
-        self._moto.start()
-        endpoint = f"http://127.0.0.1:{moto_port}"
-        # moto keeps its state per process, not per server: start every run from an empty account.
+        # moto answers in a process of its own; the state machines' Lambda tasks come back here through
+        # the local Lambda service, whose port moto's process is told before anything is served.
+        self._lambda_service = LocalLambdaService().bind()
+        self._moto_process = MotoProcess(lambda_endpoint=self._lambda_service.endpoint_url).start()
+        endpoint = self._moto_process.endpoint_url
+        # moto keeps its state per process and the child is a fork of this one: start from an empty account.
         urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10)
         os.environ.update(
             {
@@ -348,26 +350,31 @@ class LocalRuntime:
             template, region=REGION, webhook_secrets=[self.webhook_secret], time_scale=self.time_scale
         )
         self._apply_function_environment()
+        # Forked while this process runs no thread of its own and has installed no hook.
+        self._start_process_hosts()
+        self._start_webhook_hosts()
         self._point_at_stripe_api()
         self._session = boto3.session.Session(region_name=REGION)
         self._load_sample_rates()
         self.sqs = self._session.client("sqs")
         self.stepfunctions = self._session.client("stepfunctions")
+        self._hosts = {logical_id: LocalFunctionHost(fn) for logical_id, fn in self.stack.functions.items()}
         self._visibility_changes = VisibilityChanges()
         self._visibility_changes.install()
-        self._hosts = {logical_id: LocalFunctionHost(fn) for logical_id, fn in self.stack.functions.items()}
-        self._state_machine_tasks = StateMachineTasks(self._hosts, endpoint_url=endpoint)
-        self._state_machine_tasks.install()
+        self._state_machine_tasks = StateMachineTasks(self._hosts)
+        self._lambda_service.tasks = self._state_machine_tasks
+        self._lambda_service.start()
         self._log_to_stderr()
         self._pollers = [
             QueuePoller(
                 self.sqs,
                 mapping,
-                self._hosts[mapping.function_logical_id],
+                host,
                 time_scale=self.time_scale,
-                visibility_changes=self._visibility_changes,
+                visibility_changes=self._visibility_changes if isinstance(host, LocalFunctionHost) else None,
             )
             for mapping in self.stack.event_source_mappings
+            for host in self._mapping_hosts(mapping)
         ]
         self._threads = [
             threading.Thread(target=self._poll_forever, args=(poller,), name=f"esm-{i}", daemon=True)
@@ -388,6 +395,64 @@ class LocalRuntime:
         for thread in self._threads:
             thread.start()
 
+    def _start_process_hosts(self) -> None:
+        """Worker processes for each mapping whose function runs concurrently in the template (the mapping's
+        MaximumConcurrency, else the function's reserved concurrency): one poller and one function host
+        each, so batches post in parallel as in Lambda."""
+        self._process_hosts: dict[str, list[ProcessFunctionHost]] = {}
+        for mapping in self.stack.event_source_mappings:
+            concurrency = self.concurrency(mapping)
+            if concurrency > 1:
+                function = self.stack.functions[mapping.function_logical_id]
+                hosts = self._process_hosts.setdefault(mapping.queue_url, [])
+                for _ in range(concurrency):
+                    hosts.append(ProcessFunctionHost(function, log_level=self.log_level))
+
+    def webhook_hosts(self, function: LocalFunction) -> int:
+        """Worker processes of a function behind a POST route (a webhook: its senders post concurrently):
+        `webhook_concurrency` when set, else twice the machine's cores, or its reserved concurrency when
+        that is lower."""
+        if self.webhook_concurrency is not None:
+            return max(1, self.webhook_concurrency)
+        cores = 2 * (os.cpu_count() or 1)
+        return min(cores, function.reserved_concurrency) if function.reserved_concurrency else cores
+
+    def _start_webhook_hosts(self) -> None:
+        self._webhook_hosts: dict[str, FunctionHostPool] = {}
+        posted_to = [route.function_logical_id for route in self.stack.api_routes if route.http_method == "POST"]
+        for logical_id in dict.fromkeys(posted_to):
+            function = self.stack.functions[logical_id]
+            hosts: list[ProcessFunctionHost] = []
+            try:
+                for _ in range(self.webhook_hosts(function)):
+                    hosts.append(ProcessFunctionHost(function, log_level=self.log_level))
+            finally:
+                if hosts:
+                    self._webhook_hosts[logical_id] = FunctionHostPool(hosts)
+
+    def _mapping_hosts(self, mapping: EventSourceMapping) -> list[FunctionHost]:
+        return [*self._process_hosts.get(mapping.queue_url, [])] or [self._hosts[mapping.function_logical_id]]
+
+    def concurrency(self, mapping: EventSourceMapping) -> int:
+        """How many batches of this mapping run at once: `max_concurrency` when set, else the template's."""
+        function = self.stack.functions[mapping.function_logical_id]
+        limits = [n for n in (mapping.maximum_concurrency, function.reserved_concurrency) if n]
+        template = min(limits) if limits else 1
+        return max(1, self.max_concurrency if self.max_concurrency is not None else template)
+
+    def processes(self) -> dict[str, Any]:
+        """The runtime's processes: this one, moto's, and the worker processes of each concurrent function."""
+        hosts = [*getattr(self, "_process_hosts", {}).values()]
+        hosts += [pool.hosts for pool in getattr(self, "_webhook_hosts", {}).values()]
+        moto = getattr(self, "_moto_process", None)
+        return {
+            "runtime_pid": os.getpid(),
+            "moto_pid": moto.pid if moto is not None else None,
+            "function_hosts": {group[0].function.logical_id: len(group) for group in hosts if group},
+            "worker_pids": [host.pid for group in hosts for host in group],
+            "pollers": len(getattr(self, "_pollers", [])),
+        }
+
     def _point_at_stripe_api(self) -> None:
         """The posting functions read the local Stripe double with a dummy key, or without fixtures no Stripe
         API at all (payouts then park as needing it): a local run never calls api.stripe.com."""
@@ -404,7 +469,7 @@ class LocalRuntime:
         """The demo's exchange rates (events/rates/), stored before any event can wait for one."""
         from billing_sync_ops.ops.rates import load_sample_rates
 
-        table = self.stack.outputs["MasterDataTableName"]
+        table = str(self.stack.outputs["MasterDataTableName"])
         count = load_sample_rates(self._session.client("dynamodb"), table, SAMPLE_RATES_FILE)
         print(f"loaded {count} exchange rates from {SAMPLE_RATES_FILE.name}", file=sys.stderr)
 
@@ -425,7 +490,7 @@ class LocalRuntime:
         if stream is not None:
             handler.setStream(stream)
         logger.setLevel(level)
-        self._saved_logger = None
+        del self._saved_logger
 
     def sweep(self) -> Any:
         """Plays the stack's schedule once: post again what waits, park what is past its horizon."""
@@ -556,7 +621,8 @@ class LocalRuntime:
             source_ip=request.client_address[0],
         )
         try:
-            response = self._hosts[route.function_logical_id].invoke(event)
+            host = self._webhook_hosts.get(route.function_logical_id) or self._hosts[route.function_logical_id]
+            response = host.invoke(event)
         except Exception as exc:
             self._reply(request, 502, {"error": "function_error", "message": repr(exc)})
             return
@@ -624,11 +690,11 @@ class LocalRuntime:
     def _queues_idle(self) -> bool:
         if any(not poller.caught_up for poller in getattr(self, "_stream_pollers", [])):
             return False
-        for poller in self._pollers:
-            if poller.busy:
-                return False
+        if any(poller.busy for poller in self._pollers):
+            return False
+        for queue_url in dict.fromkeys(poller.mapping.queue_url for poller in self._pollers):
             attributes = self.sqs.get_queue_attributes(
-                QueueUrl=poller.mapping.queue_url,
+                QueueUrl=queue_url,
                 AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
             )["Attributes"]
             if int(attributes["ApproximateNumberOfMessages"]) or int(
@@ -663,20 +729,21 @@ class LocalRuntime:
                 self._http.server_close()  # bound, never served
             self.stop_workers(wait=wait and hasattr(self, "stack"))
         finally:
-            self.stop_backend()
+            self.stop_backend(wait=wait)
 
-    def stop_backend(self) -> None:
-        """Stops moto and restores the process: everything the stack held in memory is gone."""
+    def stop_backend(self, *, wait: bool = True) -> None:
+        """Stops the function hosts' processes and moto's, and restores this process: everything the stack
+        held in memory is gone. Without `wait`, a host busy with a batch is not waited for."""
         if not getattr(self, "_backend_up", False):
             return
         try:
             self._stopping.set()
-            self._stop_backend()
+            self._stop_backend(timeout_seconds=10 if wait else 0.5)
         finally:
             self._backend_up = False
             _ACTIVE.release()
 
-    def _stop_backend(self) -> None:
+    def _stop_backend(self, *, timeout_seconds: float) -> None:
         if getattr(self, "_discovery_written", False):
             _ops_discovery().remove_discovery()
             self._discovery_written = False
@@ -685,25 +752,22 @@ class LocalRuntime:
         self._restore_logger()
         if getattr(self, "_stripe_double", None) is not None:
             self._stripe_double.stop()
-            self._stripe_double = None
-        if getattr(self, "_moto", None) is not None:
+            del self._stripe_double
+        moto: MotoProcess | None = getattr(self, "_moto_process", None)
+        if moto is not None:
             self._stop_executions()
-            self._moto.stop()
-            self._moto = None
-        tasks: StateMachineTasks | None = getattr(self, "_state_machine_tasks", None)
-        if tasks is not None:
-            tasks.uninstall()
-            del self._state_machine_tasks
-        saved = getattr(self, "_saved_execute_state_machine", None)
-        if saved is not None:
-            from moto.core.config import default_user_config
-
-            sfn_config = default_user_config.setdefault("stepfunctions", {})
-            if saved[0] is None:
-                sfn_config.pop("execute_state_machine", None)
-            else:
-                sfn_config["execute_state_machine"] = saved[0]
-            self._saved_execute_state_machine = None
+        for hosts in getattr(self, "_process_hosts", {}).values():
+            for host in hosts:
+                host.stop(timeout_seconds)
+        self._process_hosts = {}
+        for pool in getattr(self, "_webhook_hosts", {}).values():
+            pool.stop(timeout_seconds)
+        self._webhook_hosts = {}
+        if getattr(self, "_lambda_service", None) is not None:
+            self._lambda_service.stop()
+        if moto is not None:
+            moto.stop(timeout_seconds)
+            del self._moto_process
         os.environ.clear()
         os.environ.update(self._saved_env)
         from billing_sync import composition
