@@ -243,6 +243,25 @@ def test_the_same_refund_delivered_twice_starts_one_execution_named_after_the_ev
     assert booked.lineage.get(event.event_id).status is LineageStatus.CLAIMED
 
 
+def test_a_refund_redriven_after_each_failed_saga_starts_a_new_execution_every_time(booked) -> None:
+    # GIVEN a refund whose saga fails for good twice, each failure recorded by the execution that ran
+    event = refund("stripe_refund_created_full")
+    failure = {"Error": "ErpRejectedError", "Cause": '{"errorMessage": "account closed"}'}
+    for attempt in (1, 2):
+        assert booked.service.post(event).status is PostingStatus.STARTED
+        execution = {"event": event.model_dump(mode="json"), "name": f"{event.event_id}-{attempt}"}
+        saga(booked).run("record_failure", {**execution, "failure": failure, "failed_step": "CreateRefund"})
+
+    # WHEN an operator redrives it once more
+    started = booked.service.post(event)
+
+    # THEN a third execution runs: a failure recorded by execution 2 never sends the next claim back to a
+    # name already used (Step Functions refuses it, and the refund would stay claimed with nothing running)
+    assert started.status is PostingStatus.STARTED
+    assert list(booked.workflows.executions) == [f"{event.event_id}-{attempt}" for attempt in (1, 2, 3)]
+    assert booked.lineage.get(event.event_id).status is LineageStatus.CLAIMED
+
+
 def test_recording_a_refund_releases_what_waits_for_its_documents() -> None:
     # GIVEN the Acme invoice and payment are posted in the deployed shape (a waiting room and a queue), and
     # an event (a payout settling the refund, say) waits for the refund's document by name

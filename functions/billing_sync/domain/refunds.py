@@ -196,7 +196,7 @@ class RefundSaga:
             ),
             category=category,
             reason=reason,
-            attempts=1,
+            attempts=_execution_attempt(execution),
             first_seen=event.received_at,
             checkpoints={"received": event.received_at, "saga_failed": now},
             stage=ExceptionStage.POSTING,
@@ -242,3 +242,11 @@ def _cause(cause: Any) -> str:
             return str(decoded["errorMessage"])[:500]
         return cause[:500]
     return "no cause given"
+
+
+def _execution_attempt(execution: Mapping[str, Any]) -> int:
+    """The claim attempt the execution was started for (it is named `<event id>-<attempt>`): the parked
+    lineage keeps it, so the claim of a redrive starts `<attempt + 1>`, never a name Step Functions has
+    already run (it would refuse the start and leave the refund claimed with nothing running)."""
+    _, _, attempt = str(execution.get("name") or "").rpartition("-")
+    return int(attempt) if attempt.isdigit() else 1

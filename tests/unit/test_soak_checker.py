@@ -1,0 +1,158 @@
+"""The soak's checker counts each kind of broken outcome it is fed: its zeros can be trusted."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from billing_sync_ops.soak_checker import JournalEntry, LedgerDocument, LineageView, Outcome, check, ledger_document
+
+
+def _document(external_id: str, *, kind: str = "invoice", event_id: str = "e1", credit: int = 1000) -> LedgerDocument:
+    return LedgerDocument(
+        external_id=external_id,
+        document_id=f"LDG-{external_id}",
+        kind=kind,
+        source_event_id=event_id,
+        currency="USD",
+        total=1000,
+        journal=(
+            JournalEntry("1100", "USD", debit=1000, credit=0, functional_currency="USD", functional_debit=1000),
+            JournalEntry("4000", "USD", debit=0, credit=credit, functional_currency="USD", functional_credit=credit),
+        ),
+    )
+
+
+def _healthy() -> Outcome:
+    return Outcome(
+        generated={"e1", "e2", "e3"},
+        accepted={"e1", "e2", "e3"},
+        documents=[_document("stripe-invoice-in_1A", event_id="e1")],
+        lineage={
+            "e1": LineageView("POSTED", ("LDG-stripe-invoice-in_1A",)),
+            "e2": LineageView("IGNORED"),
+            "e3": LineageView("EXCEPTION", category="VALIDATION"),
+        },
+        exception_records={"e3"},
+        creates=Counter({"stripe-invoice-in_1A": 1}),
+    )
+
+
+def test_a_healthy_outcome_counts_nothing() -> None:
+    # GIVEN every event posted, ignored or parked, one balanced document created once
+    # WHEN it is checked
+    verdict = check(_healthy())
+    # THEN the four counters are zero
+    assert verdict.counts() == {"events": 3, "lost": 0, "double_posted": 0, "unbalanced": 0, "unexplained": 0}
+    assert verdict.clean
+
+
+def test_an_accepted_event_with_no_outcome_and_no_exception_is_lost_and_unexplained() -> None:
+    # GIVEN an accepted event lineage only saw as PENDING, with no document and no exception record
+    outcome = _healthy()
+    outcome.lineage["e2"] = LineageView("PENDING", category="ERP_TRANSIENT")
+    # WHEN it is checked
+    verdict = check(outcome)
+    # THEN it is lost and unexplained
+    assert verdict.lost == ["e2"]
+    assert verdict.unexplained == ["e2"]
+
+
+def test_an_event_lineage_calls_posted_whose_document_is_missing_is_lost() -> None:
+    # GIVEN lineage says POSTED with a document the ERP does not hold
+    outcome = _healthy()
+    outcome.lineage["e2"] = LineageView("POSTED", ("LDG-stripe-payment-in_1A",))
+    # WHEN it is checked
+    # THEN it is lost (though lineage looks terminal)
+    assert check(outcome).lost == ["e2"]
+
+
+def test_an_event_with_no_lineage_and_no_exception_record_is_unexplained_even_if_never_accepted() -> None:
+    # GIVEN an event the ingest never accepted and nobody recorded
+    outcome = _healthy()
+    outcome.generated.add("e4")
+    # WHEN it is checked
+    verdict = check(outcome)
+    # THEN it is unexplained, not lost (nothing was promised for it)
+    assert (verdict.lost, verdict.unexplained) == ([], ["e4"])
+
+
+def test_a_document_created_twice_under_one_external_id_is_double_posted() -> None:
+    # GIVEN the ERP accepted two creates of one external id
+    outcome = _healthy()
+    outcome.creates["stripe-invoice-in_1A"] = 2
+    # WHEN it is checked
+    # THEN it is counted
+    assert check(outcome).double_posted == ["stripe-invoice-in_1A created 2 times"]
+
+
+def test_one_source_document_posted_as_two_documents_is_double_posted() -> None:
+    # GIVEN the same Stripe invoice booked under two external ids, from two events
+    outcome = _healthy()
+    outcome.documents.append(_document("stripe-invoice-v2-in_1A", event_id="e9"))
+    # WHEN it is checked
+    verdict = check(outcome)
+    # THEN it is counted once, naming both documents
+    assert len(verdict.double_posted) == 1
+    assert "stripe-invoice-in_1A" in verdict.double_posted[0] and "stripe-invoice-v2-in_1A" in verdict.double_posted[0]
+
+
+def test_a_journal_whose_debits_differ_from_its_credits_is_unbalanced() -> None:
+    # GIVEN a document whose journal credits 999 against a 1000 debit
+    outcome = _healthy()
+    outcome.documents.append(_document("stripe-invoice-in_1B", event_id="e5", credit=999))
+    # WHEN it is checked
+    # THEN it is counted, in transaction and functional currency
+    [unbalanced] = check(outcome).unbalanced
+    assert unbalanced.startswith("stripe-invoice-in_1B") and "'USD': 1" in unbalanced
+
+
+def test_a_journal_balanced_in_transaction_currency_but_not_in_functional_is_unbalanced() -> None:
+    # GIVEN a document balanced in EUR whose functional USD amounts differ by one cent
+    outcome = _healthy()
+    outcome.documents.append(
+        LedgerDocument(
+            external_id="stripe-invoice-in_1C",
+            document_id="LDG-C",
+            kind="invoice",
+            source_event_id="e6",
+            currency="EUR",
+            total=1000,
+            journal=(
+                JournalEntry("1100", "EUR", 1000, 0, functional_currency="USD", functional_debit=1085),
+                JournalEntry("4000", "EUR", 0, 1000, functional_currency="USD", functional_credit=1084),
+            ),
+        )
+    )
+    # WHEN it is checked
+    # THEN it is counted
+    assert len(check(outcome).unbalanced) == 1
+
+
+def test_a_ledger_item_is_read_as_stored_without_the_domain_balance_check() -> None:
+    # GIVEN a raw ledger item whose journal does not balance (the domain model would refuse to build it)
+    item = {
+        "pk": {"S": "DOC#stripe-invoice-in_1D"},
+        "document_id": {"S": "LDG-D"},
+        "kind": {"S": "invoice"},
+        "source_event_id": {"S": "e7"},
+        "currency": {"S": "JPY"},
+        "total": {"N": "100"},
+        "journal": {
+            "L": [
+                {
+                    "M": {
+                        "account": {"S": "1100"},
+                        "currency": {"S": "JPY"},
+                        "debit": {"N": "100"},
+                        "credit": {"N": "0"},
+                    }
+                },
+                {"M": {"account": {"S": "4000"}, "currency": {"S": "JPY"}, "debit": {"N": "0"}, "credit": {"N": "90"}}},
+            ]
+        },
+    }
+    # WHEN it is read and checked
+    outcome = _healthy()
+    outcome.documents.append(ledger_document(item))
+    # THEN the imbalance is counted
+    assert check(outcome).unbalanced == ["stripe-invoice-in_1D: transaction {'JPY': 10}, functional 0"]
