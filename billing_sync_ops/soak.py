@@ -52,6 +52,7 @@ from typing import Any
 from unittest import mock
 
 from billing_sync.domain.events import derive_event_id
+from billing_sync_ops.bench import discarded_stdout
 from billing_sync_ops.lambda_runtime import LocalLambdaContext, api_gateway_event, sqs_event
 from billing_sync_ops.runtime import REPO_ROOT
 from billing_sync_ops.samples import event_payload
@@ -547,23 +548,6 @@ def _saved_environment() -> Iterator[None]:
         composition.reset()
 
 
-@contextlib.contextmanager
-def _discarded_stdout() -> Iterator[None]:
-    """Powertools logs to stdout through a stream bound at import: redirect fd 1 as well as sys.stdout."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 1)
-        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
-            yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-        os.close(devnull)
-
-
 @dataclass
 class SoakStats:
     webhook_deliveries: int = 0
@@ -636,7 +620,7 @@ class Soak:
         template, template_source = stack_template(reuse=self.reuse_template)
         from moto import mock_aws
 
-        with _saved_environment(), mock_aws(), _discarded_stdout(), warnings.catch_warnings():
+        with _saved_environment(), mock_aws(), discarded_stdout(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Powertools warns of empty metrics: metrics are off here
             report = self._run_on_stack(template, stream, sent)
         report["template"] = template_source

@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from aws_cdk import Duration
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
@@ -20,6 +21,30 @@ STREAM_RETRY_ATTEMPTS = 10
 # The stream keeps records 24 h: give up well before, so the on-failure record can still be replayed.
 STREAM_MAX_RECORD_AGE = Duration.hours(12)
 BALANCES_TIMEOUT = Duration.seconds(60)
+
+
+def inserted_documents(ledger: dynamodb.ITable, exception_queue: sqs.IQueue) -> sources.DynamoEventSource:
+    """The ledger's stream as each of its consumers reads it: inserted documents only (customer upserts and
+    anything else in the ledger table never invoke them), retried from the failed record, bisected down to
+    it, then parked in the exception queue."""
+    return sources.DynamoEventSource(
+        ledger,
+        starting_position=lambda_.StartingPosition.TRIM_HORIZON,
+        batch_size=BATCH_SIZE,
+        bisect_batch_on_error=True,
+        report_batch_item_failures=True,
+        retry_attempts=STREAM_RETRY_ATTEMPTS,
+        max_record_age=STREAM_MAX_RECORD_AGE,
+        on_failure=sources.SqsDlq(exception_queue),
+        filters=[
+            lambda_.FilterCriteria.filter(
+                {
+                    "eventName": lambda_.FilterRule.is_equal("INSERT"),
+                    "dynamodb": {"Keys": {"pk": {"S": lambda_.FilterRule.begins_with("DOC#")}}},
+                }
+            )
+        ],
+    )
 
 
 class RunningBalances(Construct):
@@ -59,25 +84,7 @@ class RunningBalances(Construct):
             "dynamodb:PutItem",
             "dynamodb:UpdateItem",
         )
-        self.event_source = sources.DynamoEventSource(
-            tables.ledger,
-            starting_position=lambda_.StartingPosition.TRIM_HORIZON,
-            batch_size=BATCH_SIZE,
-            bisect_batch_on_error=True,
-            report_batch_item_failures=True,
-            retry_attempts=STREAM_RETRY_ATTEMPTS,
-            max_record_age=STREAM_MAX_RECORD_AGE,
-            on_failure=sources.SqsDlq(exception_queue),
-            # Only inserted documents: customer upserts and anything else in the ledger table never invoke it.
-            filters=[
-                lambda_.FilterCriteria.filter(
-                    {
-                        "eventName": lambda_.FilterRule.is_equal("INSERT"),
-                        "dynamodb": {"Keys": {"pk": {"S": lambda_.FilterRule.begins_with("DOC#")}}},
-                    }
-                )
-            ],
-        )
+        self.event_source = inserted_documents(tables.ledger, exception_queue)
         self.function.add_event_source(self.event_source)
         assert self.function.role is not None
         NagSuppressions.add_resource_suppressions(
@@ -133,26 +140,7 @@ class WaitingRelease(Construct):
         # Released by name: a query per key, a delete per released event.
         grant_table_actions(tables.waiting_room, self.function, "dynamodb:Query", "dynamodb:DeleteItem")
         posting_queue.grant_send_messages(self.function)
-        self.function.add_event_source(
-            sources.DynamoEventSource(
-                tables.ledger,
-                starting_position=lambda_.StartingPosition.TRIM_HORIZON,
-                batch_size=BATCH_SIZE,
-                bisect_batch_on_error=True,
-                report_batch_item_failures=True,
-                retry_attempts=STREAM_RETRY_ATTEMPTS,
-                max_record_age=STREAM_MAX_RECORD_AGE,
-                on_failure=sources.SqsDlq(exception_queue),
-                filters=[
-                    lambda_.FilterCriteria.filter(
-                        {
-                            "eventName": lambda_.FilterRule.is_equal("INSERT"),
-                            "dynamodb": {"Keys": {"pk": {"S": lambda_.FilterRule.begins_with("DOC#")}}},
-                        }
-                    )
-                ],
-            )
-        )
+        self.function.add_event_source(inserted_documents(tables.ledger, exception_queue))
         assert self.function.role is not None
         NagSuppressions.add_resource_suppressions(
             self.function.role,
