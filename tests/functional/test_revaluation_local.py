@@ -48,7 +48,7 @@ def cli_json(*argv: str) -> tuple[int, dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DynamoLedgerErpClient]:
+def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntime]:
     saved = os.environ.get(DISCOVERY_ENV)
     os.environ[DISCOVERY_ENV] = str(tmp_path_factory.mktemp("local") / "runtime.json")
     try:
@@ -61,7 +61,7 @@ def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DynamoLedgerErp
             )
             send_samples(runtime, SAMPLES)
             assert runtime.drain(timeout_seconds=60)
-            yield DynamoLedgerErpClient(dynamodb, runtime.stack.outputs["LedgerTableName"])
+            yield runtime
             remove_discovery()
     finally:
         if saved is None:
@@ -70,7 +70,14 @@ def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DynamoLedgerErp
             os.environ[DISCOVERY_ENV] = saved
 
 
-def test_fx_revalue_local_revalues_the_open_eur_invoice_at_the_november_rate(ledger: DynamoLedgerErpClient) -> None:
+@pytest.fixture(scope="module")
+def ledger(runtime: LocalRuntime) -> DynamoLedgerErpClient:
+    return DynamoLedgerErpClient(runtime._session.client("dynamodb"), runtime.stack.outputs["LedgerTableName"])
+
+
+def test_fx_revalue_local_revalues_the_open_eur_invoice_at_the_november_rate(
+    runtime: LocalRuntime, ledger: DynamoLedgerErpClient
+) -> None:
     assert ledger.get_document(INVOICE) is not None
     # WHEN November is revalued for US01 on the local runtime, twice
     code, first = cli_json("fx", "revalue", "--period", "2026-11", "--entity", "US01")
@@ -87,7 +94,9 @@ def test_fx_revalue_local_revalues_the_open_eur_invoice_at_the_november_rate(led
     # AND the second run posted nothing new
     assert again_code == 0 and again["entities"][0]["status"] == "already_posted"
 
-    # WHEN the functional trial balance of US01 is taken at Nov 30 and at Dec 1
+    # WHEN the running balances have applied the revaluation and its reversal (they follow the ledger's
+    # stream, as in AWS), and the functional trial balance of US01 is taken at Nov 30 and at Dec 1
+    assert runtime.catch_up_streams()
     code, november = cli_json(
         "ledger", "trial-balance", "--entity", "US01", "--as-of", "2026-11-30", "--currency", "functional"
     )
