@@ -111,7 +111,7 @@ def _serve(connection: Connection, lambda_endpoint: str | None) -> None:
         default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
         if lambda_endpoint is not None:
             _send_lambda_tasks(lambda_endpoint)
-        _one_snapshot_per_transaction()
+        one_snapshot_per_transaction()
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
         port = server.get_host_and_port()[1]
@@ -163,7 +163,7 @@ def _send_lambda_tasks(lambda_endpoint: str) -> None:
     lambda_eval_utils.boto_client_for = boto_client_for
 
 
-def _one_snapshot_per_transaction() -> None:
+def one_snapshot_per_transaction() -> None:
     """moto's TransactWriteItems deep-copies a table once per item of the transaction (its rollback
     snapshot), all before the first write; the copies are identical, so one per table is taken. The
     running balances apply each ledger document in one transaction of several items on a table that grows
