@@ -382,19 +382,29 @@ def deployment_from_template(template: Mapping[str, Any], *, custom_metrics: int
 
 
 def backup_copies_retained(resources: list[Mapping[str, Any]]) -> int:
-    """How many copies of a table the backup plans keep at once: each rule's copies over its retention."""
+    """How many copies of a table the backup plans keep at once: per rule, the days it runs in a month (its
+    cron day of month: `*`, a range `2-31`, a list `1,15` or a day) times its retention in days, over 30."""
     copies = 0
     for resource in resources:
         if resource["Type"] != "AWS::Backup::BackupPlan":
             continue
         for rule in resource["Properties"]["BackupPlan"]["BackupPlanRule"]:
             days = int(rule.get("Lifecycle", {}).get("DeleteAfterDays", 0))
-            expression = str(rule.get("ScheduleExpression", ""))
-            # cron(min hour day-of-month month day-of-week year): "*" day of month runs daily, else monthly
-            fields = expression.removeprefix("cron(").removesuffix(")").split()
-            every_days = 1 if len(fields) >= 3 and fields[2] in {"*", "?"} else 30
-            copies += max(1, days // every_days) if days else 1
+            # cron(min hour day-of-month month day-of-week year)
+            fields = str(rule.get("ScheduleExpression", "")).removeprefix("cron(").removesuffix(")").split()
+            runs_a_month = _days_of_month(fields[2]) if len(fields) >= 3 else 1
+            copies += max(1, round(days * runs_a_month / 30)) if days else 1
     return copies
+
+
+def _days_of_month(field: str) -> int:
+    if field in {"*", "?"}:
+        return 30
+    count = 0
+    for part in field.split(","):
+        first, _, last = part.partition("-")
+        count += int(last) - int(first) + 1 if last else 1
+    return min(count, 30)
 
 
 # ---- from the bench's measurements ----

@@ -204,7 +204,7 @@ def test_the_deployment_is_read_from_the_template():
 
 def test_the_security_controls_are_read_from_the_template_and_priced_per_request_or_month():
     # GIVEN a template with a web ACL of three rules, two customer keys, a secret on one and a backup plan
-    # keeping 35 daily and 12 monthly copies
+    # keeping 35 daily (every day but the 1st) and 12 monthly copies
     template = {
         "Resources": {
             "Webhook": {
@@ -227,7 +227,7 @@ def test_the_security_controls_are_read_from_the_template_and_priced_per_request
                 "Properties": {
                     "BackupPlan": {
                         "BackupPlanRule": [
-                            {"ScheduleExpression": "cron(0 5 * * ? *)", "Lifecycle": {"DeleteAfterDays": 35}},
+                            {"ScheduleExpression": "cron(0 5 2-31 * ? *)", "Lifecycle": {"DeleteAfterDays": 35}},
                             {"ScheduleExpression": "cron(0 5 1 * ? *)", "Lifecycle": {"DeleteAfterDays": 365}},
                         ]
                     }
