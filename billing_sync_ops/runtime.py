@@ -31,6 +31,7 @@ from typing import Any
 
 import boto3
 
+from billing_sync.domain.refunds import EXECUTION_STATUS_CHANGE, UNRECORDED_END_STATUSES
 from billing_sync.domain.webhook import MAX_WEBHOOK_BYTES
 from billing_sync_ops.lambda_runtime import (
     FunctionHost,
@@ -391,6 +392,8 @@ class LocalRuntime:
             for i, poller in enumerate(self._stream_pollers)
         ]
         self._sweeper = self._hosts[self.stack.function_for("sweep_waiting_room").logical_id]
+        self._ended_delivered: set[str] = set()
+        self._ended_lock = threading.Lock()
         self._threads.append(threading.Thread(target=self._sweep_forever, name="sweeper", daemon=True))
         for thread in self._threads:
             thread.start()
@@ -502,6 +505,46 @@ class LocalRuntime:
                 self.sweep()
             except Exception as exc:
                 print(f"waiting-room sweep error: {exc!r}", file=sys.stderr)
+            try:
+                self.deliver_ended_executions()
+            except Exception as exc:
+                print(f"saga status change error: {exc!r}", file=sys.stderr)
+
+    def deliver_ended_executions(self) -> list[dict[str, Any]]:
+        """Plays the RefundSagaEnded rule, which moto's Step Functions has no events for: each refund saga
+        execution that ended FAILED, TIMED_OUT or ABORTED reaches the saga's task function once (a failed
+        delivery is tried again on the next sweep). Returns what the function answered for each."""
+        with self._ended_lock:
+            return self._deliver_ended_executions()
+
+    def _deliver_ended_executions(self) -> list[dict[str, Any]]:
+        host = self._hosts[self.stack.function_for("refund_saga").logical_id]
+        answers = []
+        for arn in self.stack.state_machines.values():
+            for status in UNRECORDED_END_STATUSES:
+                paginator = self.stepfunctions.get_paginator("list_executions")
+                for page in paginator.paginate(stateMachineArn=arn, statusFilter=status):
+                    for listed in page["executions"]:
+                        if listed["executionArn"] in self._ended_delivered:
+                            continue
+                        execution = self.stepfunctions.describe_execution(executionArn=listed["executionArn"])
+                        detail = {
+                            "executionArn": execution["executionArn"],
+                            "stateMachineArn": arn,
+                            "name": execution["name"],
+                            "status": execution["status"],
+                            "input": execution.get("input"),
+                            "inputDetails": {"included": "input" in execution},
+                            "error": execution.get("error"),
+                            "cause": execution.get("cause"),
+                        }
+                        answers.append(
+                            host.invoke(
+                                {"source": "aws.states", "detail-type": EXECUTION_STATUS_CHANGE, "detail": detail}
+                            )
+                        )
+                        self._ended_delivered.add(listed["executionArn"])
+        return answers
 
     def _apply_function_environment(self) -> None:
         """Handlers run in this process, so their environments must agree where they overlap."""

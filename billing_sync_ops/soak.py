@@ -158,6 +158,7 @@ class FaultInjector:
     rates: Mapping[str, float] = field(default_factory=lambda: dict(FAULT_RATES))
     armed: bool = False
     injected: Counter[str] = field(default_factory=Counter)
+    fired: list[tuple[str, str]] = field(default_factory=list)  # (kind, key) of every injected fault, in order
     creates: Counter[str] = field(default_factory=Counter)  # successful ledger creates per external id
     started_executions: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> input
     _seen: Counter[str] = field(default_factory=Counter)
@@ -175,6 +176,7 @@ class FaultInjector:
             return False
         with self._lock:
             self.injected[kind] += 1
+            self.fired.append((kind, key))
         return True
 
     @contextlib.contextmanager
@@ -361,6 +363,8 @@ class Execution:
     resume_at: float = 0.0
     attempts: Counter[str] = field(default_factory=Counter)
     status: str = "RUNNING"
+    error: str | None = None
+    cause: str | None = None
 
 
 class StateMachinePlayer:
@@ -396,6 +400,7 @@ class StateMachinePlayer:
             execution.status = "SUCCEEDED"
         elif kind == "Fail":
             execution.status = "FAILED"
+            execution.error, execution.cause = state.get("Error"), state.get("Cause")
         elif kind == "Pass":
             result = _parameters(state["Parameters"], data) if "Parameters" in state else state.get("Result", data)
             execution.data = _path_set(data, state.get("ResultPath", "$"), result)
@@ -432,6 +437,7 @@ class StateMachinePlayer:
                     execution.attempts[execution.state] = 0
                     return
             execution.status = "FAILED"
+            execution.error, execution.cause = failure.error, failure.cause
             return
         execution.attempts[execution.state] = 0
         execution.data = _path_set(execution.data, state.get("ResultPath", "$"), result)
@@ -566,6 +572,9 @@ class SoakStats:
     virtual_seconds: float = 0.0
     release_invocations: int = 0
     release_retries: int = 0
+    ended_notices: int = 0
+    ended_notice_retries: int = 0
+    ended_unrecorded_parked: int = 0
 
 
 def stack_template(*, reuse: bool = False) -> tuple[dict[str, Any], str]:
@@ -679,6 +688,7 @@ class Soak:
         definition = json.loads(sfn.describe_state_machine(stateMachineArn=saga_arn)["definition"])
         self.faults = FaultInjector(self.seed, names)
         self.player = StateMachinePlayer(definition, self._saga_task)
+        self._notified: set[str] = set()  # executions whose end the RefundSagaEnded rule has delivered
         from billing_sync.handlers import post_to_erp, refund_saga, stripe_webhook, sweep_waiting_room
 
         self._webhook = stripe_webhook.lambda_handler
@@ -806,9 +816,41 @@ class Soak:
         for name, execution_input in list(self.faults.started_executions.items()):
             self.player.start(name, execution_input)
         steps = self.player.run_ready(self.clock.offset)
+        steps += self._notify_ended_executions()
         if self._release is not None:
             steps += self._release.poll()
         return steps
+
+    def _notify_ended_executions(self) -> int:
+        """Plays the RefundSagaEnded rule: each FAILED execution's status change reaches the task function,
+        retried (EventBridge and Lambda retry for a day) until the function takes it. Returns the attempts."""
+        attempts = 0
+        for execution in self.player.executions.values():
+            if execution.status != "FAILED" or execution.name in self._notified:
+                continue
+            attempts += 1
+            status_change = {
+                "version": "0",
+                "source": "aws.states",
+                "detail-type": "Step Functions Execution Status Change",
+                "detail": {
+                    "name": execution.name,
+                    "status": execution.status,
+                    "input": json.dumps(self.faults.started_executions.get(execution.name, {})),
+                    "inputDetails": {"included": True},
+                    "error": execution.error,
+                    "cause": execution.cause,
+                },
+            }
+            try:
+                result = self._saga(status_change, LocalLambdaContext("RefundSagaTasksFunction", 60))
+            except (Exception, WorkerCrashError):
+                self.stats.ended_notice_retries += 1
+                continue
+            self._notified.add(execution.name)
+            self.stats.ended_notices += 1
+            self.stats.ended_unrecorded_parked += bool(result.get("parked"))
+        return attempts
 
     def _sweep_waiting_room(self) -> None:
         self.stats.sweeps += 1
@@ -980,6 +1022,9 @@ class Soak:
                 "by_status": dict(Counter(e.status for e in self.player.executions.values())),
                 "task_invocations": self.stats.saga_steps,
                 "task_failures": dict(sorted(self.stats.saga_task_failures.items())),
+                "ended_notices": self.stats.ended_notices,
+                "ended_notice_retries": self.stats.ended_notice_retries,
+                "ended_unrecorded_parked": self.stats.ended_unrecorded_parked,
             },
             "redrives": self.stats.redrives,
             "rounds": self.stats.rounds,
@@ -988,6 +1033,21 @@ class Soak:
                 name: [f"{found} ({stripe_ids[found]})" if found in stripe_ids else found for found in listed]
                 for name, listed in verdict.examples().items()
             },
+            "traces": {
+                event_id: self._trace(event_id)
+                for event_id in sorted({found for listed in verdict.examples().values() for found in listed})[:10]
+            },
+        }
+
+    def _trace(self, event_id: str) -> dict[str, Any]:
+        """What happened to one event that did not settle: the faults keyed on it and its saga executions."""
+        return {
+            "faults": [f"{kind} on {key}" for kind, key in self.faults.fired if event_id in key],
+            "saga_executions": [
+                {"name": e.name, "status": e.status, "state": e.state, "attempts": dict(e.attempts)}
+                for e in self.player.executions.values()
+                if e.name.startswith(event_id)
+            ],
         }
 
 

@@ -155,6 +155,7 @@ class BillingSyncStack(Stack):
         rules = {
             "CanonicalEventsToPosting": WatchedRule(rule=posting.rule, event_bus_name=billing_bus.event_bus_name),
             "SweepWaitingRoomSchedule": WatchedRule(rule=posting.sweep_rule),
+            "RefundSagaEnded": WatchedRule(rule=refund_saga.ended_rule),
         }
         partner: StripePartnerEvents | None = None
         if config.stripe_partner_event_bus_name:
@@ -204,11 +205,6 @@ class BillingSyncStack(Stack):
                 "the SQS event source mapping invokes it; the posting queue's redrive policy moves a record that "
                 "failed its last receive to the exception queue.",
             ),
-            "RefundSagaTasks": (
-                refund_saga.task_function,
-                "Step Functions invokes it synchronously; the state machine retries, compensates and records a "
-                "failed step in the exception store.",
-            ),
             "LineageApi": (
                 lineage_api.function,
                 "API Gateway invokes it synchronously for a read-only GET; a failure is the caller's 5xx and "
@@ -239,6 +235,9 @@ class BillingSyncStack(Stack):
             "InvocationFailures",
             asynchronous={
                 "SweepWaitingRoom": posting.sweep_function,
+                # Step Functions invokes it synchronously (the saga retries, compensates and records a failed
+                # step); the RefundSagaEnded rule invokes it asynchronously.
+                "RefundSagaTasks": refund_saga.task_function,
                 "RecognizeRevenue": recognition.function,
                 "Reconcile": reconciliation.function,
                 "PublishKpis": finance.function,
@@ -284,7 +283,12 @@ class BillingSyncStack(Stack):
                 operators.role,
             ],
             exception_queue=[*(_role(f) for f in parking_functions), *schedule_roles],
-            exception_queue_rules=[posting.rule, posting.sweep_rule, *([partner.rule] if partner else [])],
+            exception_queue_rules=[
+                posting.rule,
+                posting.sweep_rule,
+                refund_saga.ended_rule,
+                *([partner.rule] if partner else []),
+            ],
         )
 
         outputs = {

@@ -4,6 +4,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
@@ -11,6 +13,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from cdk_nag import NagPackSuppression, NagSuppressions
 from constructs import Construct
 
+from billing_sync.domain.refunds import EXECUTION_STATUS_CHANGE, UNRECORDED_END_STATUSES
 from infra.constructs.keys import DataKeys
 from infra.constructs.posting_pipeline import (
     EXCEPTIONS_PARKING_ACTIONS,
@@ -26,6 +29,9 @@ DEFINITION_FILE = Path(__file__).resolve().parents[1] / "statemachines" / "refun
 # The placeholder every Task state of the definition names its Resource with.
 TASKS_ARN_SUBSTITUTION = "RefundSagaTasksArn"
 TASK_TIMEOUT = Duration.seconds(30)
+# EventBridge's own defaults, stated: a day of retries before the event goes to the exception queue.
+ENDED_DELIVERY_RETRY_ATTEMPTS = 185
+ENDED_DELIVERY_MAX_EVENT_AGE = Duration.hours(24)
 # The saga reads a credit note and rates from master data (never writes it) and only releases from the
 # waiting room what waited for the refund (query by name, delete).
 MASTER_DATA_SAGA_ACTIONS = ("dynamodb:GetItem", "dynamodb:BatchGetItem")
@@ -122,6 +128,30 @@ class RefundSaga(Construct):
                 ),
             ],
             apply_to_children=True,
+        )
+
+        # An execution that ends without recording (RecordFailure spent its retries, a timeout, a stop) still
+        # holds the refund's claim: the task function hears of it and parks the refund.
+        self.ended_rule = events.Rule(
+            self,
+            "RefundSagaEnded",
+            description="Refund saga executions that ended FAILED, TIMED_OUT or ABORTED: park what went unrecorded",
+            event_pattern=events.EventPattern(
+                source=["aws.states"],
+                detail_type=[EXECUTION_STATUS_CHANGE],
+                detail={
+                    "status": list(UNRECORDED_END_STATUSES),
+                    "stateMachineArn": [self.state_machine.state_machine_arn],
+                },
+            ),
+            targets=[
+                targets.LambdaFunction(
+                    self.task_function,
+                    dead_letter_queue=exception_queue,
+                    retry_attempts=ENDED_DELIVERY_RETRY_ATTEMPTS,
+                    max_event_age=ENDED_DELIVERY_MAX_EVENT_AGE,
+                )
+            ],
         )
 
         for function in started_by:

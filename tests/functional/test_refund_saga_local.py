@@ -170,6 +170,13 @@ def saga_run() -> Iterator[SagaRun]:
             run.send("stripe_refund_created_unlinked")
             run.drain()
         composition.reset()
+        # AND an operator stops the saga of a refund waiting for its payment (the renewal's, never sent)
+        run.send("stripe_refund_created_credit_note")
+        run.wait_for_state("stripe_refund_created_credit_note", "WaitForDependencies")
+        [waiting] = run.executions("stripe_refund_created_credit_note")
+        runtime.stepfunctions.stop_execution(executionArn=waiting["executionArn"], cause="stopped by an operator")
+        # AND the RefundSagaEnded rule delivers how the executions ended (the sweeper may have already)
+        runtime.deliver_ended_executions()
         runtime.stop_workers()
         yield run
 
@@ -295,3 +302,22 @@ def test_a_refund_of_a_payment_never_booked_waits_out_its_horizon_and_is_parked_
     assert stored.missing_key == "payment:payment_intent:pi_3JPW6QNx4RkL2mQe1gwnKjzR"
     assert "WaitForDependencies" in stored.reason
     assert saga_run.refund_documents("stripe_refund_created_unlinked") == []
+
+
+def test_a_saga_stopped_before_it_recorded_is_parked_when_it_ends(saga_run: SagaRun) -> None:
+    # THEN the stopped refund leaves CLAIMED for an INTERNAL exception naming its execution, nothing booked
+    event_id = saga_run.event_ids["stripe_refund_created_credit_note"]
+    [stopped] = saga_run.executions("stripe_refund_created_credit_note")
+    assert stopped["status"] == "ABORTED"
+    held = saga_run.lineage.get(event_id)
+    assert held is not None
+    assert (held.status, held.category) == (LineageStatus.EXCEPTION, "INTERNAL")
+    stored, _ = saga_run.exception_store.get(event_id)
+    assert stored.reason.startswith(f"refund saga execution {event_id}-1 ended ABORTED without recording")
+    assert saga_run.refund_documents("stripe_refund_created_credit_note") == []
+    # AND the executions that recorded their failure (the rejected refund, the unlinked one) keep the
+    # exception they recorded: their end parks nothing over it
+    for name in ("stripe_refund_created_partial_2", "stripe_refund_created_unlinked"):
+        stored, _ = saga_run.exception_store.get(saga_run.event_ids[name])
+        assert "without recording" not in stored.reason
+        assert stored.reason.startswith("refund saga step ")

@@ -6,19 +6,22 @@ interpreter in tests/functional/test_refund_saga_local.py; here each step's prom
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from billing_sync.domain.errors import ClaimInFlightError, ErpRejectedError, EventValidationError, ExceptionCategory
+from billing_sync.domain.errors import ErpRejectedError, EventValidationError, ExceptionCategory, PublishError
 from billing_sync.domain.events import RefundIssuedEvent
 from billing_sync.domain.journal import DocumentKind, ErpDocument
 from billing_sync.domain.lineage import LineageStatus
 from billing_sync.domain.ports import Waiter
 from billing_sync.domain.posting import PostingStatus
 from billing_sync.domain.refunds import RefundSaga
+from billing_sync.domain.retry import Delivery
 from tests.builders import load_event
 from tests.functional.posting_harness import PostingHarness, WaitingHarness, canonical, mapping
 
@@ -63,6 +66,26 @@ def run_all(harness: PostingHarness, event: RefundIssuedEvent) -> dict[str, Any]
     execution["refund_result"] = steps.run("refund", execution)
     execution["recorded"] = steps.run("record", execution)
     return execution
+
+
+class ErpUp:
+    def retry_after(self) -> float | None:
+        return None
+
+
+class StoreThrottled(Exception):
+    """A state table's ProvisionedThroughputExceededException, as far as the domain sees it."""
+
+
+def _fails_once(call: Callable[..., Any], error: Exception) -> Callable[..., Any]:
+    failures = [error]
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return call(*args, **kwargs)
+
+    return failing
 
 
 def entries(document: ErpDocument) -> Counter[tuple[str, int, int]]:
@@ -234,13 +257,31 @@ def test_the_same_refund_delivered_twice_starts_one_execution_named_after_the_ev
     first = booked.service.post(event)
 
     # WHEN the same event is delivered again while the saga runs
-    with pytest.raises(ClaimInFlightError):
-        booked.service.post(event)
+    again = booked.service.post(event)
 
     # THEN there is one execution, named after the event id (and the claim attempt)
-    assert first.status is PostingStatus.STARTED
+    assert first.status is again.status is PostingStatus.STARTED
+    assert first.waiting_for == again.waiting_for == f"{event.event_id}-1"
     assert list(booked.workflows.executions) == [f"{event.event_id}-1"]
     assert booked.lineage.get(event.event_id).status is LineageStatus.CLAIMED
+
+
+def test_a_refund_whose_start_failed_and_whose_claim_stayed_starts_on_the_next_delivery(booked, monkeypatch) -> None:
+    # GIVEN Step Functions refuses the start, and the write that would release the claim is throttled too
+    event = refund("stripe_refund_created_full")
+    monkeypatch.setattr(booked.workflows, "start", _fails_once(booked.workflows.start, PublishError("503")))
+    monkeypatch.setattr(booked.lineage, "mark_failed", _fails_once(booked.lineage.mark_failed, StoreThrottled()))
+    with pytest.raises(StoreThrottled):
+        booked.service.post(event)
+    assert booked.lineage.get(event.event_id).status is LineageStatus.CLAIMED
+    assert booked.workflows.executions == {}
+
+    # WHEN the queue delivers it again, for the last time, while the claim's saga lease still holds
+    again = booked.service.post(event, delivery=Delivery(receive_count=5, last=True, erp=ErpUp()))
+
+    # THEN the execution that owns the claim runs now: the refund is not dropped as a duplicate
+    assert again.status is PostingStatus.STARTED
+    assert list(booked.workflows.executions) == [f"{event.event_id}-1"]
 
 
 def test_a_refund_redriven_after_each_failed_saga_starts_a_new_execution_every_time(booked) -> None:
@@ -299,3 +340,69 @@ def test_recording_a_refund_releases_what_waits_for_its_documents() -> None:
     # THEN the waiting event is back on the posting queue, once, and no longer held
     assert harness.queue.messages == [payout_event]
     assert harness.room.waiting_for(refund_key) == []
+
+
+def execution_ended(event: RefundIssuedEvent, name: str, status: str = "FAILED") -> dict[str, Any]:
+    """The detail of Step Functions' "Execution Status Change" event for a saga execution that ended."""
+    execution_input = {"wait_seconds": 300, "max_waits": 12, "event": event.model_dump(mode="json"), "name": name}
+    return {
+        "executionArn": f"arn:aws:states:us-east-1:123456789012:execution:RefundSaga:{name}",
+        "stateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:RefundSaga",
+        "name": name,
+        "status": status,
+        "startDate": 1795770000000,
+        "stopDate": 1795770042000,
+        "input": json.dumps(execution_input),
+        "inputDetails": {"included": True},
+        "output": None,
+        "error": "States.TaskFailed",
+        "cause": json.dumps({"errorMessage": "SQS SendMessage failed: InternalError", "errorType": "PublishError"}),
+    }
+
+
+def test_an_execution_that_ended_without_recording_parks_its_refund(booked) -> None:
+    # GIVEN a refund whose saga failed a step and whose RecordFailure spent every retry (the queue was down)
+    event = refund("stripe_refund_created_full")
+    started = booked.service.post(event)
+    assert booked.lineage.get(event.event_id).status is LineageStatus.CLAIMED
+
+    # WHEN Step Functions reports the execution FAILED
+    result = saga(booked).record_ended(execution_ended(event, started.waiting_for))
+
+    # THEN the refund is parked INTERNAL, naming the execution, and lineage leaves CLAIMED
+    assert result["parked"] is True
+    [parked] = booked.exceptions.records
+    assert parked.category is ExceptionCategory.INTERNAL
+    assert parked.reason == (
+        f"refund saga execution {event.event_id}-1 ended FAILED without recording its outcome: "
+        "States.TaskFailed: SQS SendMessage failed: InternalError"
+    )
+    assert parked.event == event.model_dump(mode="json")
+    assert booked.lineage.get(event.event_id).status is LineageStatus.EXCEPTION
+
+    # AND a redrive starts the next attempt, a new execution
+    assert booked.service.post(event).waiting_for == f"{event.event_id}-2"
+
+
+def test_an_execution_that_recorded_its_outcome_or_lost_its_claim_parks_nothing_when_it_ends(booked) -> None:
+    event = refund("stripe_refund_created_full")
+    failure = {"Error": "ErpRejectedError", "Cause": '{"errorMessage": "account closed"}'}
+    booked.service.post(event)
+    execution = {"event": event.model_dump(mode="json"), "name": f"{event.event_id}-1"}
+    saga(booked).run("record_failure", {**execution, "failure": failure, "failed_step": "CreateRefund"})
+    # the execution that recorded its failure ends FAILED (RefundNotBooked): the store has its one record
+    assert saga(booked).record_ended(execution_ended(event, f"{event.event_id}-1"))["parked"] is False
+    # a redrive's attempt 2 holds the claim when a late status change of attempt 1 arrives
+    assert booked.service.post(event).waiting_for == f"{event.event_id}-2"
+    assert saga(booked).record_ended(execution_ended(event, f"{event.event_id}-1", "ABORTED"))["parked"] is False
+    assert len(booked.exceptions.records) == 1
+    assert booked.lineage.get(event.event_id).status is LineageStatus.CLAIMED
+
+
+def test_a_status_change_without_the_execution_input_is_refused_by_name(booked) -> None:
+    event = refund("stripe_refund_created_full")
+    detail = {**execution_ended(event, f"{event.event_id}-1"), "inputDetails": {"included": False}}
+    del detail["input"]
+    with pytest.raises(EventValidationError, match=f"execution {event.event_id}-1 carries no input"):
+        saga(booked).record_ended(detail)
+    assert booked.exceptions.records == []

@@ -221,3 +221,39 @@ def test_failed_and_timed_out_sagas_page_the_alarm_topic(synthesised, metric_nam
 def test_the_refund_saga_arn_is_an_output(synthesised):
     state_machine_id, _ = state_machine(synthesised)
     assert synthesised.template.to_json()["Outputs"]["RefundSagaArn"]["Value"] == {"Ref": state_machine_id}
+
+
+def test_saga_executions_that_end_without_success_reach_the_task_function(synthesised):
+    # GIVEN the rule on the default bus that hears how refund saga executions end
+    [rule] = [
+        resource
+        for resource in synthesised.resources("AWS::Events::Rule").values()
+        if resource["Properties"].get("EventPattern", {}).get("source") == ["aws.states"]
+    ]
+    machine_id, _ = state_machine(synthesised)
+    task_id, _ = function_by_module(synthesised, "refund_saga")
+    properties = rule["Properties"]
+
+    # THEN it matches this state machine's executions that FAILED, TIMED_OUT or were ABORTED
+    assert "EventBusName" not in properties
+    assert properties["EventPattern"] == {
+        "source": ["aws.states"],
+        "detail-type": ["Step Functions Execution Status Change"],
+        "detail": {"status": ["FAILED", "TIMED_OUT", "ABORTED"], "stateMachineArn": [{"Ref": machine_id}]},
+    }
+    # AND invokes the task function, retrying for a day before the event goes to the exception queue
+    [target] = properties["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [task_id, "Arn"]}
+    assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 86400, "MaximumRetryAttempts": 185}
+    exception_queue = logical_id_of(synthesised, "AWS::SQS::Queue", "PostingPipelineExceptionQueue")
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [exception_queue, "Arn"]}}
+    # AND an invocation that fails every retry is kept in FailedInvocations
+    [invoke_config] = [
+        resource
+        for resource in synthesised.resources("AWS::Lambda::EventInvokeConfig").values()
+        if resource["Properties"]["FunctionName"] == {"Ref": task_id}
+    ]
+    failed = logical_id_of(synthesised, "AWS::SQS::Queue", "InvocationFailuresFailedInvocations")
+    assert invoke_config["Properties"]["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": [failed, "Arn"]
+    }

@@ -22,7 +22,7 @@ from billing_sync.domain.errors import (
 )
 from billing_sync.domain.events import RefundIssuedEvent
 from billing_sync.domain.journal import DocumentKind, ErpRef
-from billing_sync.domain.lineage import EventIdentity, ExceptionStage
+from billing_sync.domain.lineage import EventIdentity, ExceptionStage, LineageStatus
 from billing_sync.domain.mapping import AccountMapping
 from billing_sync.domain.outcomes import OutcomeRecorder
 from billing_sync.domain.ports import (
@@ -38,6 +38,11 @@ from billing_sync.domain.posting.rules import REFUND_SAGA_WORKFLOW
 from billing_sync.domain.waiting import release_waiters
 
 REFUND_SAGA = REFUND_SAGA_WORKFLOW
+
+EXECUTION_STATUS_CHANGE = "Step Functions Execution Status Change"
+"""The EventBridge detail-type of an execution's status change (source aws.states)."""
+UNRECORDED_END_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
+"""How an execution ended when it may not have recorded its outcome (RefundSaga.record_ended)."""
 
 # Step Functions reports a task's failure by the exception's class name; the store keeps its category.
 _CATEGORY_OF_ERROR = {
@@ -184,6 +189,42 @@ class RefundSaga:
         step = str(execution.get("failed_step") or "unknown step")
         category = _CATEGORY_OF_ERROR.get(error, ExceptionCategory.INTERNAL)
         reason = f"refund saga step {step} failed: {error}: {_cause(failure.get('Cause'))}"
+        return self._park(event, execution, category=category, reason=reason)
+
+    def record_ended(self, status_change: Mapping[str, Any]) -> dict[str, Any]:
+        """Parks a refund whose execution ended (FAILED, TIMED_OUT, ABORTED) without recording an outcome.
+
+        `status_change` is the detail of Step Functions' "Execution Status Change" event. An execution that
+        recorded its failure (or a later attempt that owns the claim now) leaves lineage past CLAIMED at this
+        attempt, and nothing happens. One that could not record (RecordFailure or RecordLineage spent its
+        retries, a timeout, an operator's stop) still holds the claim for the saga's whole lease: parked as
+        INTERNAL, it shows in the exception queue and a redrive starts the next attempt.
+        """
+        name = str(status_change.get("name") or "")
+        raw_input = status_change.get("input")
+        if not isinstance(raw_input, str):
+            raise EventValidationError(
+                f"the status change of refund saga execution {name or '?'} carries no input "
+                "(Step Functions leaves it out above 256 KiB): read it with DescribeExecution"
+            )
+        execution = json.loads(raw_input)
+        event = RefundIssuedEvent.model_validate(execution["event"])
+        attempt = _execution_attempt({"name": name or execution.get("name")})
+        held = self._lineage.get(event.event_id)
+        if held is None or held.status is not LineageStatus.CLAIMED or held.attempts != attempt:
+            return {"parked": False, "lineage": held.status.value if held else None}
+        status = str(status_change.get("status") or "ended")
+        error = str(status_change.get("error") or "no error given")
+        reason = (
+            f"refund saga execution {name} ended {status} without recording its outcome: "
+            f"{error}: {_cause(status_change.get('cause'))}"
+        )
+        parked = self._park(event, {**execution, "name": name}, category=ExceptionCategory.INTERNAL, reason=reason)
+        return {"parked": True, **parked}
+
+    def _park(
+        self, event: RefundIssuedEvent, execution: Mapping[str, Any], *, category: ExceptionCategory, reason: str
+    ) -> dict[str, Any]:
         now = self._clock()
         self._outcomes.parked(
             EventIdentity(

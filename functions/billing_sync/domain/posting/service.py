@@ -175,6 +175,8 @@ class PostingService:
             if claim.state is ClaimState.ALREADY_POSTED:
                 return PostingResult(event.event_id, PostingStatus.DUPLICATE, claim.erp_document_ids)
             if claim.state is ClaimState.IN_FLIGHT:
+                if rule.kind is RuleKind.SAGA:
+                    return self._ensure_workflow(event, rule, attempt=claim.attempts)
                 if delivery is not None and delivery.last:
                     # Another delivery of the same event holds the claim; if its worker dies, that message
                     # returns and claims again after the lease. This copy can go without being dead-lettered.
@@ -372,6 +374,16 @@ class PostingService:
         name = f"{event.event_id}-{attempt}"
         self._workflows.start(workflow, name=name, event=event.model_dump(mode="json"))
         return name
+
+    def _ensure_workflow(self, event: FinanceEvent, rule: PostingRule, *, attempt: int) -> PostingResult:
+        """A saga's claim belongs to execution `<event id>-<attempt>`: start it again, which is a no-op when it
+        exists. It starts it when the delivery that claimed could neither start it nor release the claim
+        (a throttle after a failed start), which would otherwise hold the claim for the whole saga lease with
+        nothing running. An execution that ended without recording is parked when it ends (record_ended)."""
+        workflow = self._plan(event, rule).workflow
+        assert workflow is not None, f"the {rule.event_type} saga rule plans no workflow"
+        started = self._start_workflow(event, workflow, attempt=attempt)
+        return PostingResult(event.event_id, PostingStatus.STARTED, waiting_for=started)
 
     def _create(self, event: FinanceEvent, document: ErpDocument) -> str:
         ref = self._erp.create_document(document)
