@@ -90,6 +90,40 @@ def test_event_bridge_refusal_answers_5xx_so_stripe_retries(aws: AwsResources) -
     assert json.loads(response["body"])["error"] == "not_durable_retry_later"
 
 
+def test_a_throttled_lineage_write_answers_503_and_the_retry_settles_the_event(
+    aws: AwsResources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN DynamoDB throttles the lineage write that records an ignored event type, once
+    from botocore.client import BaseClient
+    from botocore.exceptions import ClientError
+
+    make_api_call = BaseClient._make_api_call
+    throttled: list[str] = []
+
+    def throttle_lineage_once(client, operation, params):
+        if params.get("TableName") == "lineage" and not throttled:
+            throttled.append(operation)
+            error = {"Code": "ProvisionedThroughputExceededException", "Message": "Rate of requests exceeds"}
+            raise ClientError({"Error": error, "ResponseMetadata": {"HTTPStatusCode": 400}}, operation)
+        return make_api_call(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", throttle_lineage_once)
+    body, signature = signed("stripe_payment_method_attached")
+
+    # WHEN Stripe delivers it, and again after the answer
+    first, second = webhook(body, signature), webhook(body, signature)
+
+    # THEN the first answer is a retryable 503 with a JSON error and Retry-After, never a 502
+    assert throttled
+    assert first["statusCode"] == 503
+    assert json.loads(first["body"])["error"] == "state_busy_retry_later"
+    assert first["headers"]["Retry-After"] == "5"
+    # AND the retry is acknowledged and lineage records the event IGNORED once
+    assert (second["statusCode"], json.loads(second["body"])["outcome"]) == (200, "IGNORED")
+    [item] = aws.dynamodb.scan(TableName="lineage")["Items"]
+    assert item["status"]["S"] == "IGNORED"
+
+
 def test_partner_bus_event_goes_through_the_same_normaliser(aws: AwsResources) -> None:
     # GIVEN Stripe delivers invoice.finalized natively to an EventBridge partner bus
     stripe_event = load_event("stripe_invoice_finalized")

@@ -24,6 +24,7 @@ from billing_sync.domain.errors import (
     MissingSignatureError,
     PayloadTooLargeError,
     PublishError,
+    RetryablePostingError,
 )
 from billing_sync.domain.webhook import InvalidEncodingError
 from billing_sync.observability import logger, metrics
@@ -37,7 +38,10 @@ _REFUSALS = {
     InvalidJsonError: (HTTPStatus.BAD_REQUEST, "malformed_json"),
     InvalidSignatureError: (HTTPStatus.UNAUTHORIZED, "invalid_signature"),
     PublishError: (HTTPStatus.SERVICE_UNAVAILABLE, "not_durable_retry_later"),
+    # A state table throttled or timed out (a lineage write of an ignored or parked event): Stripe retries.
+    RetryablePostingError: (HTTPStatus.SERVICE_UNAVAILABLE, "state_busy_retry_later"),
 }
+RETRY_AFTER_SECONDS = "5"
 
 
 def _response(status: HTTPStatus, body: dict[str, Any], **headers: str) -> dict[str, Any]:
@@ -63,10 +67,11 @@ def lambda_handler(event: APIGatewayProxyEvent, context: LambdaContext) -> dict[
     try:
         result = webhook_intake().receive(_raw_body(event), event.headers.get("Stripe-Signature"))
     except tuple(_REFUSALS) as exc:
-        status, code = _REFUSALS[type(exc)]
+        status, code = next(answer for refused, answer in _REFUSALS.items() if isinstance(exc, refused))
         logger.warning("webhook refused", extra={"error": code, "reason": exc.reason})
         metrics.add_metric(name="WebhooksRefused", unit=MetricUnit.Count, value=1)
-        return _response(status, {"error": code, "message": exc.reason})
+        headers = {"Retry-After": RETRY_AFTER_SECONDS} if status is HTTPStatus.SERVICE_UNAVAILABLE else {}
+        return _response(status, {"error": code, "message": exc.reason}, **headers)
     metrics.add_metric(name=f"Webhooks{result.outcome.title()}", unit=MetricUnit.Count, value=1)
     logger.info("webhook accepted", extra={"event_id": result.event_id, "outcome": result.outcome})
     return _response(
