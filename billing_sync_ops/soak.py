@@ -575,6 +575,7 @@ class SoakStats:
     ended_notices: int = 0
     ended_notice_retries: int = 0
     ended_unrecorded_parked: int = 0
+    unsettled: list[dict[str, Any]] = field(default_factory=list)
 
 
 def stack_template(*, reuse: bool = False) -> tuple[dict[str, Any], str]:
@@ -893,7 +894,50 @@ class Soak:
                 step = max(step, min(execution.resume_at for execution in running) - self.clock.offset)
             self.clock.advance(step)
             self._progress(f"{label}: {queued} queued, {len(running)} sagas running", 0, 0)
-        raise RuntimeError(f"the pipeline did not settle ({label}) in {max_rounds} rounds")
+        # Reported, not raised: what is stuck is the finding, and the verdicts still count what it left.
+        self.stats.unsettled.append({"phase": label, "rounds": max_rounds, **self._stuck()})
+        self._progress(f"{label}: did not settle in {max_rounds} rounds", 0, 0)
+
+    def _stuck(self) -> dict[str, Any]:
+        """What keeps the pipeline busy: the posting queue's messages (a peek) and the running sagas."""
+        armed, self.faults.armed = self.faults.armed, False
+        try:
+            messages = self.sqs.receive_message(
+                QueueUrl=self.names.posting_queue_url,
+                MaxNumberOfMessages=10,
+                VisibilityTimeout=0,
+                AttributeNames=["ApproximateReceiveCount"],
+            ).get("Messages", [])
+            lineage = {}
+            for message in messages:
+                event_id = _event_key(message["Body"])
+                item = self.dynamodb.get_item(TableName=self.names.lineage_table, Key={"pk": {"S": event_id}})
+                held = item.get("Item", {})
+                lineage[event_id] = {
+                    name: held[name].get("S") or held[name].get("N")
+                    for name in ("status", "category", "reason", "attempts")
+                    if name in held
+                }
+        finally:
+            self.faults.armed = armed
+        return {
+            "queued": self._queue_depth(self.names.posting_queue_url),
+            "messages": [
+                {
+                    "event": _event_key(message["Body"]),
+                    "type": (
+                        json.loads(message["Body"]).get("detail-type") if message["Body"].startswith("{") else None
+                    ),
+                    "receives": message["Attributes"].get("ApproximateReceiveCount"),
+                    "lineage": lineage.get(_event_key(message["Body"])),
+                }
+                for message in messages
+            ],
+            "running_sagas": [
+                {"name": e.name, "state": e.state, "resume_at": e.resume_at} for e in self.player.running[:10]
+            ],
+            "virtual_seconds": round(self.clock.offset),
+        }
 
     def _redrive(self, why: str) -> int:
         """`billing-sync dlq redrive --category ...` for the categories a cleared fault explains."""
@@ -1027,6 +1071,7 @@ class Soak:
                 "ended_unrecorded_parked": self.stats.ended_unrecorded_parked,
             },
             "redrives": self.stats.redrives,
+            "unsettled": self.stats.unsettled,
             "rounds": self.stats.rounds,
             "virtual_seconds": round(self.clock.offset),
             "examples": {
@@ -1120,7 +1165,9 @@ def main(argv: list[str] | None = None) -> int:
     summary = {key: report[key] for key in SUMMARY_KEYS} | {"faults_injected": report["faults_injected"]}
     print(json.dumps(summary, indent=1))
     print(f"[soak] wrote {args.output}", file=sys.stderr)
-    failed = any(report[key] for key in ("lost", "double_posted", "unbalanced", "unexplained"))
+    if report["unsettled"]:
+        print(f"[soak] the pipeline did not settle: {json.dumps(report['unsettled'])[:2000]}", file=sys.stderr)
+    failed = any(report[key] for key in ("lost", "double_posted", "unbalanced", "unexplained", "unsettled"))
     return 1 if failed else 0
 
 
