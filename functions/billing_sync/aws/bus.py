@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from billing_sync.domain.errors import PublishError
-from billing_sync.domain.events import FinanceEvent
+
+if TYPE_CHECKING:
+    from billing_sync.domain.events import FinanceEvent
 
 EVENT_SOURCE = "billing-sync"
 

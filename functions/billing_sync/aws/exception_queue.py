@@ -17,7 +17,7 @@ import pydantic
 from botocore.exceptions import BotoCoreError, ClientError
 
 from billing_sync.domain.errors import ExceptionCategory, PublishError
-from billing_sync.domain.events import derive_event_id
+from billing_sync.domain.identity import derive_event_id
 from billing_sync.domain.lineage import ExceptionRecord, ExceptionStage
 
 STRIPE_PARTNER_SOURCE = "aws.partner/stripe.com"

@@ -7,27 +7,21 @@ becomes the same canonical event however often, and through whichever channel, i
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, cast
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
+from billing_sync.domain.identity import derive_event_id
 from billing_sync.domain.money import CurrencyCode, MinorUnits, SignedMinorUnits
 
 SCHEMA_VERSION: Literal["1.1"] = "1.1"
 """1.1: signed line amounts, taxes per rate, customer balance, payment channel, invoice.paid; payout.paid,
 payout.failed, dispute.created, dispute.closed (new types, added compatibly)."""
 
-_EVENT_ID_NAMESPACE = uuid.UUID("6f1c3f0e-5b7a-4d55-9a55-3c1f5e0b9a10")
-
 NonEmptyStr = Annotated[str, Field(min_length=1, max_length=512)]
 """A required identifier or label."""
-
-
-def derive_event_id(source: str, source_event_id: str) -> str:
-    """The canonical event id: stable for one source event, distinct across sources."""
-    return str(uuid.uuid5(_EVENT_ID_NAMESPACE, f"{source}:{source_event_id}"))
 
 
 class EventType(StrEnum):
@@ -538,3 +532,22 @@ EVENT_MODELS: dict[EventType, type[_Envelope]] = {
         DisputeClosedEvent,
     )
 }
+
+_MODELS_BY_TAG: dict[str, type[_Envelope]] = {str(event_type): model for event_type, model in EVENT_MODELS.items()}
+
+
+def validate_finance_event(data: Mapping[str, Any]) -> FinanceEvent:
+    """`data` as its canonical event; raises pydantic.ValidationError exactly as FINANCE_EVENT would.
+
+    Validated by the model its `event_type` names, so a function builds the schemas of the types it
+    receives rather than the union's twenty (about 17 ms of a posting cold start). Data that model refuses,
+    or with no known type, goes to the union, whose error names the type as every parked event's has.
+    """
+    tag = data.get("event_type")
+    model = _MODELS_BY_TAG.get(tag) if isinstance(tag, str) else None
+    if model is not None:
+        try:
+            return cast("FinanceEvent", model.model_validate(data))
+        except ValidationError:
+            pass  # the union says why, in its own words
+    return FINANCE_EVENT.validate_python(data)

@@ -16,13 +16,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from billing_sync.domain.errors import ExceptionCategory, MalformedEventError
-from billing_sync.domain.events import FinanceEvent, derive_event_id
+from billing_sync.domain.identity import derive_event_id
 from billing_sync.domain.lineage import EventRef, ExceptionStage, LineageStatus
 from billing_sync.domain.outcomes import OutcomeRecorder
 from billing_sync.domain.ports import EventPublisher, ExceptionQueue, LineageStore, RawArchive
+
+if TYPE_CHECKING:  # the normaliser loads the event models when it first normalises
+    from billing_sync.domain.events import FinanceEvent
 
 
 class SourceIdentity(NamedTuple):

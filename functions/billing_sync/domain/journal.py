@@ -15,7 +15,7 @@ from billing_sync.domain.money import CurrencyCode, MinorUnits, SignedMinorUnits
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class JournalLine(_Model):

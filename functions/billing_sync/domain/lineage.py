@@ -31,7 +31,7 @@ class ArchivedBody(BaseModel):
     """One body the raw archive holds for an event: the SHA-256 of its bytes, the object version that keeps
     them (None where the archive keeps no versions) and when that body was first received."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     sha256: Sha256Hex
     version_id: str | None = None
@@ -80,7 +80,7 @@ def with_body(bodies: tuple[ArchivedBody, ...], body: ArchivedBody | None) -> tu
 class EventIdentity(BaseModel):
     """Who an accepted event is and where its raw payload lies; every lineage and exception record says it."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     event_id: str
     source: str
@@ -101,7 +101,7 @@ class EventRef(EventIdentity):
 
 
 class LineageRecord(EventIdentity):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     status: LineageStatus
     category: ExceptionCategory | None = None

@@ -40,7 +40,7 @@ class AccountRole(StrEnum):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 ClosedPeriodPolicy = Literal["move", "reject"]

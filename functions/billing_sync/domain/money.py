@@ -61,7 +61,7 @@ SignedMinorUnits = StrictInt
 class Money(BaseModel):
     """An exact amount: integer minor units of one currency."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     amount: StrictInt
     currency: CurrencyCode

@@ -7,13 +7,15 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from billing_sync.domain.errors import ExceptionCategory
-from billing_sync.domain.events import CustomerUpserted, FinanceEvent, InvoiceLine
-from billing_sync.domain.fx import Rate
-from billing_sync.domain.journal import DocumentKind, ErpCustomer, ErpDocument, ErpRef
-from billing_sync.domain.lineage import EventRef, ExceptionRecord, LineageRecord
+
+if TYPE_CHECKING:  # annotations only: an ingest function never loads the journal, FX or event models for them
+    from billing_sync.domain.events import CustomerUpserted, FinanceEvent, InvoiceLine
+    from billing_sync.domain.fx import Rate
+    from billing_sync.domain.journal import DocumentKind, ErpCustomer, ErpDocument, ErpRef
+    from billing_sync.domain.lineage import EventRef, ExceptionRecord, LineageRecord
 
 
 class ErpClient(Protocol):

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from billing_sync.aws.errors import error_code, item_on_condition_failure, store_error
 from billing_sync.domain.errors import ExceptionCategory
-from billing_sync.domain.events import CustomerUpserted
 from billing_sync.domain.lineage import ArchivedBody, EventRef, LineageRecord, LineageStatus, archived_body
 from billing_sync.domain.ports import Claim, ClaimState, Version, Waiter
+
+if TYPE_CHECKING:
+    from billing_sync.domain.events import CustomerUpserted
 
 _CHECKPOINT_PREFIX = "cp_"
 _RAW_BODY_PREFIX = "raw_sha256_"  # one attribute per archived body, named by its digest: a resend adds one

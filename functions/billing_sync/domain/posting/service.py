@@ -42,7 +42,7 @@ from billing_sync.domain.errors import (
     PermanentPostingError,
     RetryablePostingError,
 )
-from billing_sync.domain.events import FINANCE_EVENT, CustomerUpsertedEvent, FinanceEvent
+from billing_sync.domain.events import CustomerUpsertedEvent, FinanceEvent, validate_finance_event
 from billing_sync.domain.journal import ErpDocument, ErpRef
 from billing_sync.domain.lineage import EventRef, ExceptionStage, LineageRecord, LineageStatus
 from billing_sync.domain.mapping import AccountMapping
@@ -140,7 +140,7 @@ class PostingService:
     def handle(self, detail: Mapping[str, Any], *, delivery: Delivery | None = None) -> PostingResult:
         """Posts a canonical event given as JSON data; raises RetryablePostingError to be retried."""
         try:
-            event: FinanceEvent = FINANCE_EVENT.validate_python(detail)
+            event: FinanceEvent = validate_finance_event(detail)
         except pydantic.ValidationError as exc:
             return self._park_unreadable(detail, exc)
         return self.post(event, delivery=delivery)

@@ -83,7 +83,7 @@ class StripeApiResponseError(StripeApiError, PermanentPostingError):
 
 
 class _Wire(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 StrictDecimal = Annotated[Decimal, Strict()]

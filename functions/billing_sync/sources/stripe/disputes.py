@@ -17,7 +17,7 @@ from billing_sync.sources.stripe.normaliser import Envelope, instant
 
 
 class _Wire(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 class StripeDisputeTransaction(_Wire):

@@ -15,7 +15,7 @@ from billing_sync.sources.stripe.normaliser import Envelope, instant
 class StripePayout(BaseModel):
     """A Payout (`po_…`); unknown fields are tolerated, money is strict."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
     id: str = Field(pattern=r"^po_")
     object: str
