@@ -68,6 +68,12 @@ CDK_OUT_DIR = REPO_ROOT / "build" / "soak" / "cdk.out"
 FALLBACK_CDK_OUT_DIRS = (CDK_OUT_DIR, REPO_ROOT / "build" / "bench" / "cdk.out", REPO_ROOT / "cdk.out")
 DEFAULT_SEED = 20261127
 BATCH_SIZE = 10
+ROUND_SECONDS = 5
+"""Virtual seconds a round of deliveries takes."""
+SWEEP_EVERY_ROUNDS = 15 * 60 // ROUND_SECONDS
+"""The stack's sweep schedule (every 15 minutes) in rounds. Each sweep posts again every waiting event, so
+sweeping more often than the stack does only costs time: the waiting room of a 10,000-event run holds
+thousands of events delivered before what they need."""
 
 FAULT_RATES: dict[str, float] = {
     "erp_5xx": 0.04,  # the ERP refuses a create or a read with a 500 (nothing committed)
@@ -723,9 +729,9 @@ class Soak:
                     pending.insert(self._rng.randint(min(len(pending), 20), len(pending)), delivery)
             self._post_batches(max_batches=4)
             self._run_sagas()
-            if self.stats.rounds % 25 == 0:
+            if self.stats.rounds % SWEEP_EVERY_ROUNDS == 0:
                 self._sweep_waiting_room()
-            self.clock.advance(5)
+            self.clock.advance(ROUND_SECONDS)
             self._progress("deliveries", accepted, total)
             if not redriven_mid_run and accepted >= total // 2:
                 self._redrive("mid-run, faults still on")
