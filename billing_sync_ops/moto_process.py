@@ -199,3 +199,42 @@ def one_snapshot_per_transaction() -> None:
 
     models.copy = SnapshotOnce()  # type: ignore[assignment]
     models.DynamoDBBackend.transact_write_items = snapshot_once  # type: ignore[method-assign,assignment]
+
+
+def partition_queries() -> None:
+    """moto's Query on a table's own key reads every item of the table (`Table.all_items()`, sorted) to keep
+    one partition. In a long soak the waiting room holds thousands of items and every release queries it,
+    so the run slowed as the table grew; here the partition is read by its hash key, with the same results
+    in the same order. Queries on an index are left as they are."""
+    import inspect
+    import threading
+
+    from moto.dynamodb.models.table import Table
+
+    local = threading.local()
+    all_items = Table.all_items
+    query = Table.query
+    signature = inspect.signature(query)
+
+    def partition_items(self: Any) -> Any:
+        hash_key = getattr(local, "hash_key", None)
+        if hash_key is None:
+            return all_items(self)
+        held = self.items.get(hash_key)
+        if held is None:
+            return []
+        items = list(held.values()) if self.range_key_attr else [held]
+        return sorted(items, key=lambda x: (x.hash_key, x.range_key) if x.range_key else x.hash_key)
+
+    def query_partition(self: Any, *args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(self, *args, **kwargs).arguments
+        if bound.get("index_name") is not None or bound.get("hash_key") is None:
+            return query(self, *args, **kwargs)
+        local.hash_key = bound["hash_key"]
+        try:
+            return query(self, *args, **kwargs)
+        finally:
+            local.hash_key = None
+
+    Table.all_items = partition_items  # type: ignore[method-assign]
+    Table.query = query_partition  # type: ignore[method-assign]
