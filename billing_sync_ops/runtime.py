@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -520,31 +521,33 @@ class LocalRuntime:
     def _deliver_ended_executions(self) -> list[dict[str, Any]]:
         host = self._hosts[self.stack.function_for("refund_saga").logical_id]
         answers = []
+        for arn, execution_arn in self._ended_executions():
+            execution = self.stepfunctions.describe_execution(executionArn=execution_arn)
+            detail = {
+                "executionArn": execution_arn,
+                "stateMachineArn": arn,
+                "name": execution["name"],
+                "status": execution["status"],
+                "input": execution.get("input"),
+                "inputDetails": {"included": "input" in execution},
+                "error": execution.get("error"),
+                "cause": execution.get("cause"),
+            }
+            answers.append(
+                host.invoke({"source": "aws.states", "detail-type": EXECUTION_STATUS_CHANGE, "detail": detail})
+            )
+            self._ended_delivered.add(execution_arn)
+        return answers
+
+    def _ended_executions(self) -> Iterator[tuple[str, str]]:
+        """(state machine ARN, execution ARN) of each execution that ended unrecorded and is not delivered yet."""
+        paginator = self.stepfunctions.get_paginator("list_executions")
         for arn in self.stack.state_machines.values():
             for status in UNRECORDED_END_STATUSES:
-                paginator = self.stepfunctions.get_paginator("list_executions")
                 for page in paginator.paginate(stateMachineArn=arn, statusFilter=status):
                     for listed in page["executions"]:
-                        if listed["executionArn"] in self._ended_delivered:
-                            continue
-                        execution = self.stepfunctions.describe_execution(executionArn=listed["executionArn"])
-                        detail = {
-                            "executionArn": execution["executionArn"],
-                            "stateMachineArn": arn,
-                            "name": execution["name"],
-                            "status": execution["status"],
-                            "input": execution.get("input"),
-                            "inputDetails": {"included": "input" in execution},
-                            "error": execution.get("error"),
-                            "cause": execution.get("cause"),
-                        }
-                        answers.append(
-                            host.invoke(
-                                {"source": "aws.states", "detail-type": EXECUTION_STATUS_CHANGE, "detail": detail}
-                            )
-                        )
-                        self._ended_delivered.add(listed["executionArn"])
-        return answers
+                        if listed["executionArn"] not in self._ended_delivered:
+                            yield arn, listed["executionArn"]
 
     def _apply_function_environment(self) -> None:
         """Handlers run in this process, so their environments must agree where they overlap."""
