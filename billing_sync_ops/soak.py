@@ -14,7 +14,10 @@ local runtime provisions them:
   handler set; an invocation that crashes returns its whole batch after the queue's visibility timeout;
   the queue's redrive policy moves a message to the exception queue after maxReceiveCount (moto).
   SQS runs on a virtual clock, so visibility delays pass without waiting.
-- the scheduler: `sweep_waiting_room.lambda_handler` every few rounds.
+- the scheduler: `sweep_waiting_room.lambda_handler` on the stack's 15-minute schedule.
+- Stripe's API: billing_sync_ops.stripe_double on 127.0.0.1, serving the charges and each payout's
+  balance transactions the generator wrote, so payouts are shown to clear and book their fees. The rate
+  table holds the sample ECB rates (events/rates/), as the local runtime's does, for EUR and JPY.
 - Step Functions: the refund saga's definition, as provisioned, played state by state with its Task
   states invoking `refund_saga.lambda_handler`, Retry and Catch as written.
 - an operator: `billing-sync dlq redrive` (billing_sync_ops.ops.dlq.sweep_exceptions) once mid-run and
@@ -25,7 +28,8 @@ the seed, the fault kind, the resource key and how often that key was seen (so o
 faults whatever the threads' interleaving): ERP 5xx and ERP timeouts after the ERP committed (the
 ledger's conditional create), DynamoDB throttles on the state tables, a worker crash (the process dies)
 between the ERP's answer and the lineage write, exception-queue send failures, bus PutEvents failures and
-refused entries, raw-archive failures, saga start failures and posting-queue requeue failures.
+refused entries, raw-archive failures, saga start failures and posting-queue requeue failures; and at the
+Stripe API double's answer, 503s to the reads a payout makes.
 
 At the end billing_sync_ops.soak_checker counts `lost`, `double_posted`, `unbalanced` and `unexplained`
 from the ledger, lineage and the exception records; the run exits 1 unless all four are 0.
@@ -47,6 +51,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -55,11 +60,13 @@ from billing_sync.domain.events import derive_event_id
 from billing_sync_ops.bench import discarded_stdout
 from billing_sync_ops.lambda_runtime import LocalLambdaContext, api_gateway_event, sqs_event
 from billing_sync_ops.moto_process import one_snapshot_per_transaction, partition_queries
-from billing_sync_ops.runtime import REPO_ROOT
+from billing_sync_ops.ops.rates import load_sample_rates
+from billing_sync_ops.runtime import REPO_ROOT, SAMPLE_RATES_FILE
 from billing_sync_ops.samples import event_payload
 from billing_sync_ops.signing import sign_stripe_payload
 from billing_sync_ops.soak_checker import TERMINAL_STATUSES, LineageView, Outcome, Verdict, check, ledger_document
 from billing_sync_ops.soak_generator import Delivery, GeneratedStream, StripeStreamGenerator, deliveries
+from billing_sync_ops.stripe_double import StripeDouble
 
 REGION = "us-east-1"
 WEBHOOK_SECRET = "whsec_soak"
@@ -86,6 +93,7 @@ FAULT_RATES: dict[str, float] = {
     "archive_put": 0.02,  # the raw archive's PutObject fails
     "saga_start": 0.15,  # StartExecution fails (a start per refund: a higher rate)
     "posting_requeue": 0.05,  # a release back onto the posting queue fails
+    "stripe_api_5xx": 0.2,  # Stripe's API answers 503 to a payout's read (reads are few: a higher rate)
 }
 
 
@@ -97,11 +105,13 @@ class WorkerCrashError(BaseException):
     """The Lambda process dies: not an Exception, so no handler code catches it."""
 
 
-# ---- virtual time for SQS ----
+# ---- virtual time for SQS and the functions ----
 
 
 class VirtualClock:
-    """Real time plus an offset the run moves forward; moto's SQS reads it for visibility and delays."""
+    """Real time plus an offset the run moves forward. moto's SQS reads it for visibility and delays, and the
+    functions read it through `utc_now` (claim leases, waits): a lease must pass at the pace a crashed
+    message's visibility timeout does, or a claim would outlive every receive of its message."""
 
     def __init__(self) -> None:
         self.offset = 0.0
@@ -120,9 +130,19 @@ class VirtualClock:
         def virtual_time_millis(dt: Any = None) -> float:
             return unix_time_millis(dt) + (0.0 if dt is not None else self.offset * 1000)
 
+        from billing_sync.composition import aws as composition_aws
+
+        clock = self
+
+        class VirtualDatetime(datetime):
+            @classmethod
+            def now(cls, tz: tzinfo | None = None) -> datetime:  # type: ignore[override]
+                return datetime.now(tz) + timedelta(seconds=clock.offset)
+
         with (
             mock.patch.object(models, "unix_time", virtual_time),
             mock.patch.object(models, "unix_time_millis", virtual_time_millis),
+            mock.patch.object(composition_aws, "datetime", VirtualDatetime),
         ):
             yield self
 
@@ -196,7 +216,17 @@ class FaultInjector:
             service = client.meta.service_model.service_name
             return injector._call(service, operation, params, lambda: make_api_call(client, operation, params))
 
-        with mock.patch.object(BaseClient, "_make_api_call", call):
+        answer = StripeDouble.answer
+
+        def stripe_answer(double: StripeDouble, path: str, authorization: str | None) -> tuple[int, Any]:
+            if injector._fires("stripe_api_5xx", path.split("&starting_after=")[0]):
+                return 503, {"error": {"type": "api_error", "message": "injected by the soak"}}
+            return answer(double, path, authorization)
+
+        with (
+            mock.patch.object(BaseClient, "_make_api_call", call),
+            mock.patch.object(StripeDouble, "answer", stripe_answer),
+        ):
             yield self
 
     def _call(self, service: str, operation: str, params: dict[str, Any], send: Callable[[], Any]) -> Any:
@@ -655,8 +685,7 @@ class Soak:
             with contextlib.suppress(KeyError):  # a stack without the function leaves its part out
                 merged.update(stack.function_for(module).environment)
         os.environ.update(merged)
-        # No Stripe API here: payments book without fees, payouts are not in the mix.
-        os.environ.pop("STRIPE_API_KEY_SECRET_ARN", None)
+        os.environ["STRIPE_API_BASE"] = self._stripe_api.url  # payouts list what they settle from the double
         os.environ["ERP_CIRCUIT_COOL_DOWN_SECONDS"] = "1"  # the breaker's clock is real time, not the soak's
         os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
         os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"
@@ -672,8 +701,13 @@ class Soak:
         from billing_sync_ops.local_stack import provision
 
         stack = provision(template, region=REGION, webhook_secrets=[WEBHOOK_SECRET])
-        self._environment(stack)
-        session = boto3.session.Session(region_name=REGION)
+        with StripeDouble(objects=stream.api_objects) as self._stripe_api:
+            self._environment(stack)
+            session = boto3.session.Session(region_name=REGION)
+            load_sample_rates(session.client("dynamodb"), str(stack.outputs["MasterDataTableName"]), SAMPLE_RATES_FILE)
+            return self._run_with_stripe_api(stack, session, stream, sent)
+
+    def _run_with_stripe_api(self, stack: Any, session: Any, stream: GeneratedStream, sent: list[Delivery]) -> dict:
         self.sqs: Any = session.client("sqs")
         self.dynamodb: Any = session.client("dynamodb")
         sfn: Any = session.client("stepfunctions")

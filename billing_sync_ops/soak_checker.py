@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 TERMINAL_STATUSES = frozenset({"POSTED", "IGNORED", "EXCEPTION"})
-_STRIPE_OBJECT_ID = re.compile(r"\b(?:in|inpay|cn|re|cus|po|dp|ch|pi|prod|price)_[A-Za-z0-9]+")
+_STRIPE_OBJECT_ID = re.compile(r"\b(?:in|inpay|cn|re|cus|po|dp|ch|pi|prod|price|txn)_[A-Za-z0-9]+")
+PER_BALANCE_TRANSACTION_KINDS = frozenset({"fee"})
+"""Kinds booked once per balance transaction: one event (a payout) books many, each named by its own txn."""
 
 
 @dataclass(frozen=True)
@@ -151,10 +153,13 @@ def double_posted(documents: Iterable[LedgerDocument], creates: Mapping[str, int
     by_object: dict[tuple[str, str], set[str]] = defaultdict(set)
     by_event: dict[tuple[str, str], set[str]] = defaultdict(set)
     for document in documents:
+        # A reversal (a failed payout's, a failed refund's) is a second document of its kind for one object.
+        kind = f"{document.kind} reversal" if "-reversal-" in document.external_id else document.kind
         obj = source_object(document.external_id)
         if obj is not None:
-            by_object[(document.kind, obj)].add(document.external_id)
-        by_event[(document.kind, document.source_event_id)].add(document.external_id)
+            by_object[(kind, obj)].add(document.external_id)
+        if document.kind not in PER_BALANCE_TRANSACTION_KINDS:
+            by_event[(kind, document.source_event_id)].add(document.external_id)
     for grouping in (by_object, by_event):
         for (kind, owner), external_ids in grouping.items():
             if len(external_ids) > 1:

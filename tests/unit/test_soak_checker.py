@@ -96,6 +96,37 @@ def test_one_source_document_posted_as_two_documents_is_double_posted() -> None:
     assert "stripe-invoice-in_1A" in verdict.double_posted[0] and "stripe-invoice-v2-in_1A" in verdict.double_posted[0]
 
 
+def test_a_failed_payout_with_its_fees_and_its_reversal_is_not_double_posted() -> None:
+    # GIVEN payout.failed booking two fees (one per balance transaction), the deposit and its reversal
+    outcome = _healthy()
+    outcome.documents += [
+        _document("stripe-fee-txn_1A", kind="fee", event_id="e2"),
+        _document("stripe-fee-txn_1B", kind="fee", event_id="e2"),
+        _document("stripe-payout-po_1A", kind="payout", event_id="e2"),
+        _document("stripe-payout-reversal-po_1A", kind="payout", event_id="e2"),
+    ]
+    # WHEN it is checked
+    # THEN nothing is double posted
+    assert check(outcome).double_posted == []
+
+
+def test_one_balance_transaction_charged_as_two_fees_or_one_payout_deposited_twice_is_double_posted() -> None:
+    # GIVEN a fee booked twice for one balance transaction, and a payout's deposit under two external ids
+    outcome = _healthy()
+    outcome.documents += [
+        _document("stripe-fee-txn_1A", kind="fee", event_id="e2"),
+        _document("stripe-fee-v2-txn_1A", kind="fee", event_id="e4"),
+        _document("stripe-payout-po_1A", kind="payout", event_id="e2"),
+        _document("stripe-payout-v2-po_1A", kind="payout", event_id="e4"),
+    ]
+    # WHEN it is checked
+    verdict = check(outcome)
+    # THEN both are counted
+    assert len(verdict.double_posted) == 2
+    assert any("txn_1A" in found for found in verdict.double_posted)
+    assert any("po_1A" in found for found in verdict.double_posted)
+
+
 def test_a_journal_whose_debits_differ_from_its_credits_is_unbalanced() -> None:
     # GIVEN a document whose journal credits 999 against a 1000 debit
     outcome = _healthy()
