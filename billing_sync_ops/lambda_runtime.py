@@ -121,25 +121,40 @@ class ProcessFunctionHost:
     horizon reaches the worker, which then rebuilds its composition), and brings back the receipt handles
     whose visibility the handler changed itself (`visibility_changes`). Its logs go to this process's stderr.
     The worker ignores SIGINT and SIGTERM (after a Ctrl-C `local serve` still drains through it) and exits
-    on `stop()`, when this process closes the pipe, or when this process is gone.
+    on `stop()`, when this process closes the pipe, or when this process is gone. A worker that dies is
+    replaced by a fresh one, as Lambda replaces a crashed execution environment: the invocation it was
+    running fails, the next one runs in the new worker (`replacements` counts them).
     """
 
     def __init__(self, function: LocalFunction, *, log_level: str = "WARNING") -> None:
         self.function = function
         self.visibility_changes = VisibilityChanges()
+        self.replacements = 0
+        self._log_level = log_level
         LocalFunctionHost(function)  # imported here once, so the forked worker starts with it
+        self._process: Any = None
+        self._sent_environment: dict[str, str] | None = None
+        self._start_worker()
+        self._lock = threading.Lock()
+
+    def _start_worker(self) -> None:
         context = multiprocessing.get_context("fork")
         self._connection, child_end = context.Pipe()
-        self._process: Any = context.Process(
+        self._process = context.Process(
             target=_host_worker,
-            args=(child_end, function, log_level),
-            name=f"billing-sync-{function.logical_id}",
+            args=(child_end, self.function, self._log_level),
+            name=f"billing-sync-{self.function.logical_id}",
             daemon=True,
         )
         self._process.start()
         child_end.close()
-        self._sent_environment: dict[str, str] | None = None
-        self._lock = threading.Lock()
+        self._sent_environment = None  # a fresh worker has not seen this process's environment
+
+    def _replace_worker(self) -> None:
+        self._connection.close()
+        stop_child(self._process, 1)
+        self.replacements += 1
+        self._start_worker()
 
     @property
     def pid(self) -> int | None:
@@ -150,12 +165,15 @@ class ProcessFunctionHost:
         with self._lock:
             if self._process is None:
                 raise FunctionProcessError(f"{self.function.logical_id}: the worker process is stopped")
+            if not self._process.is_alive():  # it died between invocations: nothing was running in it
+                self._replace_worker()
             environment = dict(os.environ)
             try:
                 self._connection.send((dict(event), None if environment == self._sent_environment else environment))
                 self._sent_environment = environment
                 status, result, changed = self._connection.recv()
             except (EOFError, OSError) as exc:
+                self._replace_worker()
                 raise FunctionProcessError(f"{self.function.logical_id}: the worker process is gone: {exc!r}") from None
         self.visibility_changes.add(changed)
         if status != "ok":

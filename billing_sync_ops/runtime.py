@@ -454,6 +454,7 @@ class LocalRuntime:
             "moto_pid": moto.pid if moto is not None else None,
             "function_hosts": {group[0].function.logical_id: len(group) for group in hosts if group},
             "worker_pids": [host.pid for group in hosts for host in group],
+            "worker_replacements": sum(host.replacements for group in hosts for host in group),
             "pollers": len(getattr(self, "_pollers", [])),
         }
 

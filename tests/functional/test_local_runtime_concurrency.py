@@ -67,6 +67,30 @@ def test_moto_and_the_posting_hosts_run_in_processes_of_their_own_and_stop_with_
     assert multiprocessing.active_children() == []
 
 
+def test_a_worker_process_that_dies_is_replaced_and_the_next_delivery_runs_in_the_new_one() -> None:
+    # GIVEN a local runtime whose posting and webhook workers were all killed (as an OOM kill would)
+    with LocalRuntime(work_dir=Path("build/local"), log_level="ERROR") as runtime:
+        before = runtime.processes()
+        for pid in before["worker_pids"]:
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while any(running(pid) for pid in before["worker_pids"]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # WHEN a customer is delivered and posted
+        [(_, status, _), _forged] = send_samples(runtime, ("stripe_customer_created",))
+        assert runtime.drain(timeout_seconds=60)
+        report = collect_report(runtime)
+        after = runtime.processes()
+        replaced = [pid for pid in after["worker_pids"] if pid not in before["worker_pids"]]
+        alive = [running(pid) for pid in replaced]
+    # THEN the webhook answered 200 and the event posted, through new workers that replaced the dead ones
+    assert status == 200
+    assert [entry["outcome"] for entry in report["events"]] == ["POSTED"]
+    assert replaced and all(alive)
+    assert after["worker_replacements"] == len(replaced) >= 2
+    assert not any(running(pid) for pid in before["worker_pids"])
+
+
 def test_ctrl_c_to_the_whole_process_group_drains_through_the_children_and_leaves_none(tmp_path: Path) -> None:
     # GIVEN `local serve` in a process group of its own, as a terminal runs it
     discovery = tmp_path / "runtime.json"
