@@ -445,7 +445,10 @@ class StripeStreamGenerator:
         elif path < 0.35:
             scenario.events.append(event)
             failed = self._refund_update(event, "failed", later, previous="succeeded")
-            failed["data"]["object"].update(failure_reason="expired_or_canceled_card")
+            failed["data"]["object"].update(
+                failure_reason="expired_or_canceled_card", failure_balance_transaction=self._id("txn")
+            )
+            failed["data"]["previous_attributes"].update(failure_reason=None, failure_balance_transaction=None)
             scenario.events.append(failed)
             status = "failed"
         else:

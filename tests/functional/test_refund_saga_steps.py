@@ -207,6 +207,52 @@ def test_a_refund_that_fails_after_it_succeeded_is_reversed(booked) -> None:
     assert entries(reversal) == Counter({(CLEARING, failed.data.amount, 0): 1, (PAYABLE, 0, failed.data.amount): 1})
 
 
+def _books(harness: PostingHarness) -> dict[str, tuple[str, Counter[tuple[str, int, int]]]]:
+    return {external_id: (doc.kind.value, entries(doc)) for external_id, doc in harness.erp.documents.items()}
+
+
+def test_a_refund_whose_failure_arrives_before_its_success_books_what_it_books_in_order() -> None:
+    # GIVEN two ledgers with the Acme invoice and payment posted, and a refund Stripe reported succeeded and
+    # then failed (its funds returned by a failure balance transaction)
+    succeeded = refund("stripe_refund_created_partial_2")
+    failed = refund("stripe_refund_updated_failed")
+    assert failed.data.failure_balance_transaction_id is not None
+    in_order, reversed_order = PostingHarness(), PostingHarness()
+    for harness in (in_order, reversed_order):
+        for sample in ("stripe_customer_created", "stripe_invoice_finalized", "stripe_invoice_payment_paid"):
+            harness.service.post(canonical(sample))
+
+    # WHEN one ledger hears succeeded then failed, the other failed then succeeded
+    run_all(in_order, succeeded)
+    run_all(in_order, failed)
+    first = run_all(reversed_order, failed)
+    run_all(reversed_order, succeeded)
+
+    # THEN both hold the same documents with the same journals: credit memo, refund and its reversal
+    assert _books(reversed_order) == _books(in_order)
+    refund_id = failed.data.refund_id
+    assert {f"stripe-refund-{refund_id}", f"stripe-refund-reversal-{refund_id}"} <= set(_books(in_order))
+    # AND the failure, first, booked the refund and its reversal and recorded both on lineage
+    assert first["refund_result"]["booked"] == [f"stripe-refund-{refund_id}", f"stripe-refund-reversal-{refund_id}"]
+    assert set(first["refund_result"]["document_ids"]) <= set(first["recorded"]["documents"])
+
+
+def test_a_refund_that_failed_before_its_funds_left_books_nothing(booked) -> None:
+    # GIVEN Stripe reporting a refund failed with no balance transaction returning funds (none had left)
+    payload = load_event("stripe_refund_updated_failed")
+    payload["data"]["object"]["failure_balance_transaction"] = None
+    failed = canonical(payload)
+    assert isinstance(failed, RefundIssuedEvent)
+
+    # WHEN it runs through the saga
+    execution = run_all(booked, failed)
+
+    # THEN nothing is booked for it, and lineage says why
+    assert execution["deps"]["credit_memo_needed"] is False
+    assert execution["refund_result"]["note"] == "refund failed: nothing to book"
+    assert not [external_id for external_id in booked.erp.documents if failed.data.refund_id in external_id]
+
+
 def test_a_refund_whose_payment_is_not_posted_is_not_ready_and_names_it() -> None:
     harness = PostingHarness()
     event = refund("stripe_refund_created_full")

@@ -312,6 +312,11 @@ class RefundIssued(_Model):
     amount: MinorUnits
     refunded_at: AwareDatetime
     reason: str | None = None
+    failure_balance_transaction_id: str | None = Field(
+        default=None,
+        description="Set on a refund that failed after its funds left the balance: the balance transaction "
+        "that returned them. Such a refund is booked and reversed, whichever of its events arrives first.",
+    )
 
 
 class PayoutChanged(_Model):

@@ -21,7 +21,7 @@ from billing_sync.domain.errors import (
     ExceptionCategory,
 )
 from billing_sync.domain.events import RefundIssuedEvent
-from billing_sync.domain.journal import DocumentKind, ErpRef
+from billing_sync.domain.journal import DocumentKind, ErpDocument, ErpRef
 from billing_sync.domain.lineage import EventIdentity, ExceptionStage, LineageStatus
 from billing_sync.domain.mapping import AccountMapping
 from billing_sync.domain.outcomes import OutcomeRecorder
@@ -110,7 +110,9 @@ class RefundSaga:
         )
         succeeded = refund.status == "succeeded"
         refund_id = accounting.refund_external_id(event.source, refund.refund_id)
-        if succeeded and self._erp.find_document(refund_id) is None:
+        booked = self._erp.find_document(refund_id) is not None
+        books_refund = not booked and (succeeded or _returned_after_leaving(event))
+        if books_refund:
             refunded = self._erp.applied_total(payment.external_id, DocumentKind.REFUND) - self._erp.applied_total(
                 payment.external_id, DocumentKind.REFUND_REVERSAL
             )
@@ -122,7 +124,7 @@ class RefundSaga:
         return {
             "ready": True,
             "payment": payment.external_id,
-            "credit_memo_needed": succeeded and credit_note is None,
+            "credit_memo_needed": (succeeded or books_refund) and credit_note is None,
             "credit_note_memo": credit_note["credit_memo_external_id"] if credit_note else None,
         }
 
@@ -133,37 +135,60 @@ class RefundSaga:
         return {"credit_memo": document.external_id, "document_id": ref.document_id}
 
     def refund(self, event: RefundIssuedEvent, execution: Mapping[str, Any]) -> dict[str, Any]:
-        """The refund when it succeeded; its reversal when it failed or was canceled after succeeding."""
+        """The refund when it succeeded; its reversal when it failed or was canceled after its funds left.
+
+        A failure that arrives before the refund's `succeeded` event, with the balance transaction that
+        returned the funds, books the refund and the reversal both, so the books end the same in either order
+        (the later `succeeded` event finds its documents made)."""
         refund = event.data
         payment = self._require_payment(event)
+        documents: tuple[ErpDocument, ...]
         if refund.status == "succeeded":
-            document = accounting.refund_document(event, self._mapping, payment=payment)
-        elif refund.status in ("failed", "canceled") and self._erp.find_document(
-            accounting.refund_external_id(event.source, refund.refund_id)
-        ):
-            document = accounting.refund_reversal(event, self._mapping, payment=payment)
+            documents = (accounting.refund_document(event, self._mapping, payment=payment),)
+        elif refund.status not in ("failed", "canceled"):
+            documents = ()
+        elif self._erp.find_document(accounting.refund_external_id(event.source, refund.refund_id)):
+            documents = (accounting.refund_reversal(event, self._mapping, payment=payment),)
+        elif _returned_after_leaving(event):
+            documents = (
+                accounting.refund_document(event, self._mapping, payment=payment),
+                accounting.refund_reversal(event, self._mapping, payment=payment),
+            )
         else:
+            documents = ()
+        if not documents:
             return {"refund": None, "document_id": None, "note": f"refund {refund.status}: nothing to book"}
-        document = self._bookkeeper.finish(document)
-        ref = self._erp.create_document(document)
-        return {"refund": document.external_id, "document_id": ref.document_id}
+        created = [
+            (document.external_id, self._erp.create_document(self._bookkeeper.finish(document)).document_id)
+            for document in documents
+        ]
+        external_id, document_id = created[-1]
+        return {
+            "refund": external_id,
+            "document_id": document_id,
+            "booked": [external_id for external_id, _ in created],
+            "document_ids": [document_id for _, document_id in created],
+        }
 
     def record(self, event: RefundIssuedEvent, execution: Mapping[str, Any]) -> dict[str, Any]:
         documents = tuple(
-            step["document_id"]
+            document_id
             for step in (execution.get("credit_memo_result"), execution.get("refund_result"))
-            if isinstance(step, Mapping) and step.get("document_id")
+            if isinstance(step, Mapping)
+            for document_id in (step.get("document_ids") or [step.get("document_id")])
+            if document_id
         )
         note = (execution.get("refund_result") or {}).get("note") or f"booked by refund saga {execution.get('name')}"
         self._lineage.mark_posted(event.event_id, document_ids=documents, now=self._clock(), note=note)
         # What waits for these documents (a payout that settles this refund) may post now.
         booked = (
-            step.get(name)
+            external_id
             for step, name in (
                 (execution.get("credit_memo_result"), "credit_memo"),
                 (execution.get("refund_result"), "refund"),
             )
             if isinstance(step, Mapping)
+            for external_id in (step.get("booked") or [step.get(name)])
         )
         release_waiters(
             (document_key(external_id) for external_id in booked if external_id),
@@ -291,3 +316,9 @@ def _execution_attempt(execution: Mapping[str, Any]) -> int:
     already run (it would refuse the start and leave the refund claimed with nothing running)."""
     _, _, attempt = str(execution.get("name") or "").rpartition("-")
     return int(attempt) if attempt.isdigit() else 1
+
+
+def _returned_after_leaving(event: RefundIssuedEvent) -> bool:
+    """A failed or canceled refund whose funds had left the balance (Stripe returned them by a balance
+    transaction): it was paid out and came back, so it books as a refund and its reversal."""
+    return event.data.status in ("failed", "canceled") and event.data.failure_balance_transaction_id is not None

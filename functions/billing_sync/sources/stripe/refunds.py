@@ -64,5 +64,6 @@ def _refund_issued(
             amount=refund.amount,
             refunded_at=instant(refund.created),
             reason=refund.reason,
+            failure_balance_transaction_id=refund.failure_balance_transaction_id,
         ),
     )

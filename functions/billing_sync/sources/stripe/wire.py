@@ -172,8 +172,16 @@ class StripeRefund(_Wire):
     customer: str | None = None
     reason: str | None = None
     failure_reason: str | None = None
+    failure_balance_transaction: str | dict[str, Any] | None = None  # an id, or the object when expanded
     created: StrictInt
     metadata: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def failure_balance_transaction_id(self) -> str | None:
+        found = self.failure_balance_transaction
+        if isinstance(found, dict):
+            found = found.get("id")
+        return found if isinstance(found, str) else None
 
 
 class StripeRefundList(_Wire):
