@@ -64,7 +64,15 @@ from billing_sync_ops.ops.rates import load_sample_rates
 from billing_sync_ops.runtime import REPO_ROOT, SAMPLE_RATES_FILE
 from billing_sync_ops.samples import event_payload
 from billing_sync_ops.signing import sign_stripe_payload
-from billing_sync_ops.soak_checker import TERMINAL_STATUSES, LineageView, Outcome, Verdict, check, ledger_document
+from billing_sync_ops.soak_checker import (
+    TERMINAL_STATUSES,
+    LineageView,
+    Outcome,
+    Verdict,
+    books_differ,
+    check,
+    ledger_document,
+)
 from billing_sync_ops.soak_generator import Delivery, GeneratedStream, StripeStreamGenerator, deliveries
 from billing_sync_ops.stripe_double import StripeDouble
 
@@ -649,9 +657,13 @@ class Soak:
         seed: int,
         progress: Callable[[str, int, int], None] | None = None,
         reuse_template: bool = False,
+        in_order: bool = False,
+        compare_in_order: bool = True,
     ) -> None:
         self.events = events
         self.reuse_template = reuse_template
+        self.in_order = in_order
+        self.compare_in_order = compare_in_order and not in_order
         self.seed = seed
         self.stats = SoakStats()
         self.clock = VirtualClock()
@@ -665,14 +677,31 @@ class Soak:
         stream = StripeStreamGenerator(random.Random(self.seed)).stream(self.events)
         sent = deliveries(stream, random.Random(self.seed + 1))
         template, template_source = stack_template(reuse=self.reuse_template)
+        report = self._on_fresh_stack(template, stream, sent)
+        if self.compare_in_order:
+            reference_started = time.monotonic()
+            reference = Soak(events=self.events, seed=self.seed, progress=self._progress, in_order=True)
+            reference._on_fresh_stack(template, stream, [Delivery(event, 1, 1) for event in stream.events])
+            differ = books_differ(self.outcome.documents, reference.outcome.documents)
+            report["books_differ"] = len(differ)
+            report["in_order"] = {
+                **check(reference.outcome).counts(),
+                "documents": len(reference.outcome.documents),
+                "unsettled": reference.stats.unsettled,
+                "seconds": round(time.monotonic() - reference_started, 1),
+            }
+            if differ:
+                report["examples"]["books_differ"] = differ[:20]
+        report["template"] = template_source
+        report["seconds"] = round(time.monotonic() - started, 1)
+        return report
+
+    def _on_fresh_stack(self, template: dict[str, Any], stream: GeneratedStream, sent: list[Delivery]) -> dict:
         from moto import mock_aws
 
         with _saved_environment(), mock_aws(), discarded_stdout(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Powertools warns of empty metrics: metrics are off here
-            report = self._run_on_stack(template, stream, sent)
-        report["template"] = template_source
-        report["seconds"] = round(time.monotonic() - started, 1)
-        return report
+            return self._run_on_stack(template, stream, sent)
 
     def _environment(self, stack: Any) -> None:
         from billing_sync import composition
@@ -738,8 +767,12 @@ class Soak:
         self._saga = refund_saga.lambda_handler
         self._release = LedgerStreamPlayer.for_stack(stack, session, names.ledger_table, self.stats)
         with self.clock.installed(), self.faults.installed():
-            self._play(sent)
+            if self.in_order:
+                self._play_in_order(sent)
+            else:
+                self._play(sent)
             outcome = self._observe(stream)
+        self.outcome = outcome
         verdict = check(outcome)
         return self._report(stream, sent, outcome, verdict)
 
@@ -778,6 +811,31 @@ class Soak:
             if self._redrive(f"after the faults cleared, round {round_number}") == 0:
                 break
         self._drain(label="settling", sagas=True)
+
+    def _play_in_order(self, sent: list[Delivery]) -> None:
+        """The reference books: each event delivered once, in the order Stripe created it, without faults,
+        and settled (posted, its saga run) before the next is delivered."""
+        self.accepted_ids = set()
+        for index, delivery in enumerate(sent, start=1):
+            if not self._deliver(delivery):
+                self.stats.unsettled.append({"phase": "in order", "refused": delivery.event["id"]})
+            self._settle()
+            self._progress("in order", index, len(sent))
+        self._drain(label="in order, settling", sagas=True)
+
+    def _settle(self, max_rounds: int = 500) -> None:
+        """Posts and plays sagas until the posting queue is empty and no saga runs (no sweep: nothing waits)."""
+        for _ in range(max_rounds):
+            self.stats.rounds += 1
+            if self._post_batches(max_batches=8) or self._run_sagas():
+                continue
+            running = self.player.running
+            if not running and self._queue_depth(self.names.posting_queue_url) == 0:
+                return
+            step = 30.0
+            if running:
+                step = max(step, min(execution.resume_at for execution in running) - self.clock.offset)
+            self.clock.advance(step)
 
     def _deliver(self, delivery: Delivery) -> bool:
         body = event_payload(delivery.event)
@@ -1186,7 +1244,7 @@ def run_soak(*, events: int, seed: int, show_progress: bool = False, reuse_templ
         return Soak(events=events, seed=seed, progress=progress, reuse_template=reuse_template).run()
 
 
-SUMMARY_KEYS = ("events", "lost", "double_posted", "unbalanced", "unexplained", "seed", "seconds")
+SUMMARY_KEYS = ("events", "lost", "double_posted", "unbalanced", "unexplained", "books_differ", "seed", "seconds")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1208,7 +1266,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[soak] wrote {args.output}", file=sys.stderr)
     if report["unsettled"]:
         print(f"[soak] the pipeline did not settle: {json.dumps(report['unsettled'])[:2000]}", file=sys.stderr)
-    failed = any(report[key] for key in ("lost", "double_posted", "unbalanced", "unexplained", "unsettled"))
+    failed = any(
+        report[key] for key in ("lost", "double_posted", "unbalanced", "unexplained", "books_differ", "unsettled")
+    )
     return 1 if failed else 0
 
 

@@ -12,6 +12,9 @@ Pure functions over plain data, so a deliberately broken outcome can be fed in a
   functional debits differ from its functional credits.
 - `unexplained`: a generated event with no terminal lineage outcome and no exception record, whatever
   the ERP holds (accepted or not).
+- `books_differ`: a document the run's ledger holds and the ledger of the same events delivered once each,
+  in the order Stripe created them, without faults, does not (or the other way round), or holds with
+  another kind, currency, total or journal: the order of arrival changed the books.
 """
 
 from __future__ import annotations
@@ -212,3 +215,35 @@ def ledger_document(item: Mapping[str, Any]) -> LedgerDocument:
         total=number(item.get("total")),
         journal=tuple(journal),
     )
+
+
+def _signature(document: LedgerDocument) -> tuple[Any, ...]:
+    lines = sorted(
+        (
+            line.account,
+            line.currency,
+            line.debit,
+            line.credit,
+            line.functional_currency or "",
+            line.functional_debit,
+            line.functional_credit,
+        )
+        for line in document.journal
+    )
+    return (document.kind, document.currency, document.total, tuple(lines))
+
+
+def books_differ(documents: Iterable[LedgerDocument], in_order: Iterable[LedgerDocument]) -> list[str]:
+    """Each external id whose document differs between the run's books and the books of the same events
+    posted in order (missing on one side, or another kind, currency, total or journal)."""
+    ours = {document.external_id: _signature(document) for document in documents}
+    theirs = {document.external_id: _signature(document) for document in in_order}
+    found = []
+    for external_id in sorted(ours.keys() | theirs.keys()):
+        if external_id not in theirs:
+            found.append(f"{external_id}: booked here, not when the events came in order")
+        elif external_id not in ours:
+            found.append(f"{external_id}: booked when the events came in order, not here")
+        elif ours[external_id] != theirs[external_id]:
+            found.append(f"{external_id}: here {ours[external_id]}, in order {theirs[external_id]}")
+    return found

@@ -21,14 +21,17 @@ def report() -> dict:
 def test_the_short_soak_loses_doubles_and_unbalances_nothing(report: dict) -> None:
     # GIVEN a seeded stream of every supported kind, delivered up to five times in random order
     # WHEN it runs through the real handlers with faults injected at every step, then the faults clear
-    # THEN every event posted, was ignored or is parked with a category; no document twice; every journal balances
-    assert {key: report[key] for key in ("lost", "double_posted", "unbalanced", "unexplained")} == {
+    # THEN every event posted, was ignored or is parked with a category; no document twice; every journal balances;
+    # AND the books are those of the same events delivered once each in order, without faults
+    assert {key: report[key] for key in ("lost", "double_posted", "unbalanced", "unexplained", "books_differ")} == {
         "lost": 0,
         "double_posted": 0,
         "unbalanced": 0,
         "unexplained": 0,
+        "books_differ": 0,
     }, report.get("examples")
     assert report["events"] == SHORT_SOAK_EVENTS and report["seed"] == SHORT_SOAK_SEED
+    assert report["in_order"]["documents"] == report["documents"] > 0 and report["in_order"]["unsettled"] == []
 
 
 def test_the_short_soak_injected_every_kind_of_fault(report: dict) -> None:

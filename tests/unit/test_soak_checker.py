@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
-from billing_sync_ops.soak_checker import JournalEntry, LedgerDocument, LineageView, Outcome, check, ledger_document
+from billing_sync_ops.soak_checker import (
+    JournalEntry,
+    LedgerDocument,
+    LineageView,
+    Outcome,
+    books_differ,
+    check,
+    ledger_document,
+)
 
 
 def _document(external_id: str, *, kind: str = "invoice", event_id: str = "e1", credit: int = 1000) -> LedgerDocument:
@@ -187,3 +196,29 @@ def test_a_ledger_item_is_read_as_stored_without_the_domain_balance_check() -> N
     outcome.documents.append(ledger_document(item))
     # THEN the imbalance is counted
     assert check(outcome).unbalanced == ["stripe-invoice-in_1D: transaction {'JPY': 10}, functional 0"]
+
+
+def test_books_that_match_the_books_of_the_events_in_order_differ_in_nothing() -> None:
+    # GIVEN a run's ledger and the ledger of the same events posted in order, holding the same documents
+    documents = [_document("stripe-invoice-in_1A"), _document("stripe-payment-inpay_1A", kind="payment")]
+    in_order = [_document("stripe-payment-inpay_1A", kind="payment", event_id="e7"), _document("stripe-invoice-in_1A")]
+    # WHEN they are compared (which event booked a document is not part of the books)
+    # THEN nothing differs
+    assert books_differ(documents, in_order) == []
+
+
+def test_a_document_missing_on_either_side_or_with_another_journal_is_a_difference_in_the_books() -> None:
+    # GIVEN a refund booked only by the run, a reversal booked only in order, and an invoice whose journal differs
+    documents = [_document("stripe-refund-re_1A", kind="refund"), _document("stripe-invoice-in_1A", credit=1000)]
+    in_order = [_document("stripe-refund-reversal-re_1B", kind="refund_reversal"), _document("stripe-invoice-in_1A")]
+    other_revenue = JournalEntry("4100", "USD", debit=0, credit=1000, functional_currency="USD", functional_credit=1000)
+    in_order[1] = replace(in_order[1], journal=(in_order[1].journal[0], other_revenue))
+    # WHEN they are compared
+    found = books_differ(documents, in_order)
+    # THEN each of the three is named
+    assert [entry.split(":")[0] for entry in found] == [
+        "stripe-invoice-in_1A",
+        "stripe-refund-re_1A",
+        "stripe-refund-reversal-re_1B",
+    ]
+    assert "not when the events came in order" in found[1] and "not here" in found[2]
