@@ -13,7 +13,7 @@ local runtime provisions them:
   shape, to `post_to_erp.lambda_handler`; reported failures come back after the visibility delay the
   handler set; an invocation that crashes returns its whole batch after the queue's visibility timeout;
   the queue's redrive policy moves a message to the exception queue after maxReceiveCount (moto).
-  SQS runs on a virtual clock, so visibility delays pass without waiting.
+  SQS and the functions' `utc_now` run on a virtual clock, so visibility delays pass without waiting.
 - the scheduler: `sweep_waiting_room.lambda_handler` on the stack's 15-minute schedule.
 - Stripe's API: billing_sync_ops.stripe_double on 127.0.0.1, serving the charges and each payout's
   balance transactions the generator wrote, so payouts are shown to clear and book their fees. The rate
@@ -32,7 +32,9 @@ refused entries, raw-archive failures, saga start failures and posting-queue req
 Stripe API double's answer, 503s to the reads a payout makes.
 
 At the end billing_sync_ops.soak_checker counts `lost`, `double_posted`, `unbalanced` and `unexplained`
-from the ledger, lineage and the exception records; the run exits 1 unless all four are 0.
+from the ledger, lineage and the exception records. Then the same stream is posted into a fresh stack, each
+event once, in the order Stripe created it, settled before the next and without faults, and `books_differ`
+counts the documents the two ledgers disagree on. The run exits 1 unless all five are 0.
 """
 
 from __future__ import annotations

@@ -105,7 +105,7 @@ class StripeStreamGenerator:
             generated.events.extend(scenario.events)
             generated.api_objects.extend(scenario.charges)
             scenarios += 1
-            if scenarios % PRICE_UPDATE_EVERY == 2:
+            if scenarios % PRICE_UPDATE_EVERY == 2 and len(generated.events) < events:
                 generated.events.append(self._price_updated())
             self._unsettled.extend(scenario.settlements)
             if sum(txn["type"] == "charge" for txn in self._unsettled) >= payout_after:
