@@ -36,6 +36,7 @@ from billing_sync_ops.samples import (
     invoice_payment_event,
     load_event,
 )
+from billing_sync_ops.stripe_objects import balance_transaction, card_fee, payout_list
 
 _ALNUM = string.ascii_letters + string.digits
 CURRENCIES = (("usd", 7), ("eur", 2), ("jpy", 1))
@@ -51,11 +52,6 @@ PRICE_UPDATE_EVERY = 40
 """The invoiced price gets a new nickname after the second customer and every fortieth after it."""
 FAILED_PAYOUT_EVERY = 8
 """The bank returns the second payout and every eighth after it."""
-
-
-def stripe_fee(amount: int) -> int:
-    """Stripe's card pricing in the US: 2.9 % + 30 cents, rounded half up."""
-    return (amount * 29 + 500) // 1000 + 30
 
 
 @dataclass
@@ -333,16 +329,13 @@ class StripeStreamGenerator:
 
     @staticmethod
     def _charge_transaction(charge: dict[str, Any]) -> dict[str, Any]:
-        fee = stripe_fee(charge["amount"])
-        return _balance_transaction(
+        return balance_transaction(
             charge["balance_transaction"],
-            "charge",
-            charge["amount"],
-            fee=fee,
+            type="charge",
+            amount=charge["amount"],
+            fee=card_fee(charge["amount"]),
             created=charge["created"],
             source=charge["id"],
-            category="charge",
-            description="Stripe processing fees",
         )
 
     def _invoice_update(self, finalized: dict[str, Any], event_type: str, *, status: str, transition: str) -> dict:
@@ -460,8 +453,8 @@ class StripeStreamGenerator:
             scenario.events.append(self._charge_event(refunded, "charge.refunded", created=at + 2))
         if settles and status == "succeeded" and amount <= paid["amount_paid"]:
             scenario.settlements.append(
-                _balance_transaction(
-                    refund["balance_transaction"], "refund", -amount, created=at, source=refund_id, category="refund"
+                balance_transaction(
+                    refund["balance_transaction"], type="refund", amount=-amount, created=at, source=refund_id
                 )
             )
 
@@ -477,15 +470,15 @@ class StripeStreamGenerator:
         rng = self._rng
         dispute_id = self._id("dp")
         opened_at = charge["created"] + rng.randint(86400, 20 * 86400)
-        withdrawal = _balance_transaction(
+        withdrawal = balance_transaction(
             self._id("txn"),
-            "adjustment",
-            -charge["amount"],
+            type="adjustment",
+            amount=-charge["amount"],
             fee=1500,
             created=opened_at,
             source=dispute_id,
-            category="dispute",
-            description="Dispute fee",
+            reporting_category="dispute",
+            description=f"Chargeback withdrawal for {charge['id']}",
         )
         created = load_event("stripe_charge_dispute_created")
         dispute = created["data"]["object"]
@@ -507,13 +500,14 @@ class StripeStreamGenerator:
         funds = [withdrawal]
         if won:
             funds.append(
-                _balance_transaction(
+                balance_transaction(
                     self._id("txn"),
-                    "adjustment",
-                    charge["amount"],
+                    type="adjustment",
+                    amount=charge["amount"],
                     created=closed_at,
                     source=dispute_id,
-                    category="dispute_reversal",
+                    reporting_category="dispute_reversal",
+                    description=f"Chargeback reversal for {charge['id']}",
                 )
             )
         closed["data"]["object"] = dict(
@@ -530,13 +524,13 @@ class StripeStreamGenerator:
             return None
         payout_id = self._id("po")
         created_at = max(txn["created"] for txn in self._unsettled) + 86400
-        own = _balance_transaction(
+        own = balance_transaction(
             "txn_" + payout_id.removeprefix("po_"),
-            "payout",
-            -net,
+            type="payout",
+            amount=-net,
             created=created_at,
             source=payout_id,
-            category="payout",
+            description="STRIPE PAYOUT",
         )
         paid = load_event("stripe_payout_paid")
         payout = paid["data"]["object"]
@@ -562,67 +556,4 @@ class StripeStreamGenerator:
             )
             failed.update(id=self._id("evt"), created=paid["created"] + 3 * 86400)
             events.append(failed)
-        listed = {
-            "object": "list",
-            "url": f"/v1/balance_transactions?payout={payout_id}",
-            "has_more": False,
-            "data": [own, *self._unsettled],
-        }
-        return events, listed
-
-
-def _balance_transaction(
-    txn_id: str,
-    kind: str,
-    amount: int,
-    *,
-    created: int,
-    source: str,
-    category: str,
-    fee: int = 0,
-    description: str = "Stripe processing fees",
-) -> dict[str, Any]:
-    return {
-        "id": txn_id,
-        "object": "balance_transaction",
-        "amount": amount,
-        "available_on": created + 2 * 86400,
-        "balance_type": "payments",
-        "created": created,
-        "currency": "usd",
-        "description": None,
-        "exchange_rate": None,
-        "fee": fee,
-        "fee_details": (
-            [{"amount": fee, "application": None, "currency": "usd", "description": description, "type": "stripe_fee"}]
-            if fee
-            else []
-        ),
-        "net": amount - fee,
-        "reporting_category": category,
-        "source": source,
-        "status": "available",
-        "type": kind,
-    }
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """One webhook delivery of a generated event (`copy` of `copies`)."""
-
-    event: dict[str, Any]
-    copy: int
-    copies: int
-
-
-def deliveries(stream: GeneratedStream, rng: random.Random, *, max_copies: int = 5) -> list[Delivery]:
-    """Each event 1 to `max_copies` times (each count half as likely as the one below), shuffled: any event
-    may overtake the ones it depends on, and a later version of an object (customer.updated, invoice.voided)
-    may arrive before the earlier one."""
-    sent: list[Delivery] = []
-    weights = [2 ** (max_copies - copies) for copies in range(1, max_copies + 1)]  # 1 copy most often, 5 at times
-    for event in stream.events:
-        copies = rng.choices(range(1, max_copies + 1), weights=weights)[0]
-        sent.extend(Delivery(event, index + 1, copies) for index in range(copies))
-    rng.shuffle(sent)
-    return sent
+        return events, payout_list(payout_id, [own, *self._unsettled])

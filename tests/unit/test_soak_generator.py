@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 
 from billing_sync.sources.stripe.normaliser import HANDLED_EVENT_TYPES
-from billing_sync_ops.soak_generator import GeneratedStream, StripeStreamGenerator, stripe_fee
+from billing_sync_ops.soak_generator import GeneratedStream, StripeStreamGenerator
+from billing_sync_ops.stripe_objects import card_fee
 
 
 def _stream(events: int = 2000) -> GeneratedStream:
@@ -46,7 +47,7 @@ def test_every_payout_nets_what_it_settles_and_each_settled_transaction_is_a_gen
             if txn["type"] == "charge":
                 charge = charges[txn["source"]]
                 assert payments[charge["payment_intent"]] == charge["amount"] == txn["amount"]
-                assert txn["fee"] == stripe_fee(txn["amount"]) and txn["net"] == txn["amount"] - txn["fee"]
+                assert txn["fee"] == card_fee(txn["amount"]) and txn["net"] == txn["amount"] - txn["fee"]
             else:
                 assert txn["type"] == "refund" and refunds[txn["source"]]["status"] == "succeeded"
                 assert -txn["amount"] == refunds[txn["source"]]["amount"]
