@@ -557,3 +557,25 @@ class StripeStreamGenerator:
             failed.update(id=self._id("evt"), created=paid["created"] + 3 * 86400)
             events.append(failed)
         return events, payout_list(payout_id, [own, *self._unsettled])
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One webhook delivery of a generated event (`copy` of `copies`)."""
+
+    event: dict[str, Any]
+    copy: int
+    copies: int
+
+
+def deliveries(stream: GeneratedStream, rng: random.Random, *, max_copies: int = 5) -> list[Delivery]:
+    """Each event 1 to `max_copies` times (each count half as likely as the one below), shuffled: any event
+    may overtake the ones it depends on, and a later version of an object (customer.updated, invoice.voided)
+    may arrive before the earlier one."""
+    sent: list[Delivery] = []
+    weights = [2 ** (max_copies - copies) for copies in range(1, max_copies + 1)]  # 1 copy most often, 5 at times
+    for event in stream.events:
+        copies = rng.choices(range(1, max_copies + 1), weights=weights)[0]
+        sent.extend(Delivery(event, index + 1, copies) for index in range(copies))
+    rng.shuffle(sent)
+    return sent
