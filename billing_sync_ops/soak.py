@@ -680,6 +680,8 @@ class Soak:
         sent = deliveries(stream, random.Random(self.seed + 1))
         template, template_source = stack_template(reuse=self.reuse_template)
         report = self._on_fresh_stack(template, stream, sent)
+        main_run = {key: report[key] for key in ("events", "lost", "double_posted", "unbalanced", "unexplained")}
+        print(f"[soak] {round(time.monotonic() - started, 1)} s: {json.dumps(main_run)}", file=sys.stderr)
         if self.compare_in_order:
             reference_started = time.monotonic()
             reference = Soak(events=self.events, seed=self.seed, progress=self._progress, in_order=True)

@@ -74,3 +74,70 @@ def test_a_partition_query_answers_as_moto_does_without_reading_the_whole_table(
     assert before[4] == before[5] == []
     # each query read its own partition (10, 10, 0 items), never the table's 30
     assert read and max(read) == 10
+
+
+def ledger_with_reference_index() -> Any:
+    """A table shaped like the ledger (pk) with an index by payment reference, as payouts query it."""
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    client.create_table(
+        TableName="ledger",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "reference", "AttributeType": "S"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "ByReference",
+                "KeySchema": [{"AttributeName": "reference", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for n in range(30):
+        item = {"pk": {"S": f"DOC#stripe-payment-{29 - n:02d}"}}
+        if n % 5:  # every fifth document names no reference: the index does not hold it
+            item["reference"] = {"S": ("payment_intent:pi_A", "payment_intent:pi_B", "charge:ch_C")[n % 3]}
+        client.put_item(TableName="ledger", Item=item)
+    return client
+
+
+def index_answers(client: Any) -> list[Any]:
+    found = []
+    for reference in ("payment_intent:pi_A", "charge:ch_C", "payment_intent:pi_none"):
+        pages = client.get_paginator("query").paginate(
+            TableName="ledger",
+            IndexName="ByReference",
+            KeyConditionExpression="reference = :r",
+            ExpressionAttributeValues={":r": {"S": reference}},
+            PaginationConfig={"PageSize": 3},
+        )
+        found.append([item["pk"]["S"] for page in pages for item in page["Items"]])
+    return found
+
+
+def test_an_index_query_answers_as_moto_does_sorting_only_the_items_it_matches(restored) -> None:
+    with mock_aws():
+        client = ledger_with_reference_index()
+        before = index_answers(client)
+        partition_queries()
+        sorted_sizes: list[int] = []
+        real_sorted = sorted
+
+        def counting_sorted(items: Any, **kwargs: Any) -> Any:
+            items = list(items)
+            sorted_sizes.append(len(items))
+            return real_sorted(items, **kwargs)
+
+        import billing_sync_ops.moto_process as patched
+
+        patched.sorted = counting_sorted  # type: ignore[attr-defined]
+        try:
+            after = index_answers(client)
+        finally:
+            del patched.sorted  # type: ignore[attr-defined]
+    assert after == before
+    assert len(before[0]) == 8 and before[2] == []
+    # each query sorted only the documents naming its reference (8, 8, 0), never the table's 30
+    assert sorted_sizes and max(sorted_sizes) == 8
