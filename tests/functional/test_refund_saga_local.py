@@ -301,6 +301,7 @@ def test_a_refund_of_a_payment_never_booked_waits_out_its_horizon_and_is_parked_
     assert stored.category == "DEPENDENCY_PENDING"
     assert stored.missing_key == "payment:payment_intent:pi_3JPW6QNx4RkL2mQe1gwnKjzR"
     assert "WaitForDependencies" in stored.reason
+    assert "(waiting for payment:payment_intent:pi_3JPW6QNx4RkL2mQe1gwnKjzR)" in stored.reason
     assert saga_run.refund_documents("stripe_refund_created_unlinked") == []
 
 

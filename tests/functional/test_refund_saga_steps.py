@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -23,6 +23,7 @@ from billing_sync.domain.posting import PostingStatus
 from billing_sync.domain.refunds import RefundSaga
 from billing_sync.domain.retry import Delivery
 from tests.builders import load_event
+from tests.fakes.rates import InMemoryRateTable, sample_rates
 from tests.functional.posting_harness import PostingHarness, WaitingHarness, canonical, mapping
 
 PAYABLE = "2250 Refunds Payable"
@@ -251,6 +252,44 @@ def test_a_refund_that_failed_before_its_funds_left_books_nothing(booked) -> Non
     assert execution["deps"]["credit_memo_needed"] is False
     assert execution["refund_result"]["note"] == "refund failed: nothing to book"
     assert not [external_id for external_id in booked.erp.documents if failed.data.refund_id in external_id]
+
+
+def test_a_foreign_currency_refund_waits_for_the_rate_of_its_day_and_books_once_it_is_stored() -> None:
+    # GIVEN the JPY invoice of a USD entity and its payment (Aug 20) posted, with rates published up to Aug 20
+    # only, and a refund of 7800 JPY on Sep 10 (past the look-back: no rate for that day yet)
+    rates = InMemoryRateTable([rate for rate in sample_rates() if rate.as_of <= date(2026, 8, 20)])
+    harness = PostingHarness(rates=rates)
+    for sample in ("stripe_customer_created_jpy_us", "stripe_invoice_finalized_jpy_us"):
+        harness.service.post(canonical(sample))
+    assert harness.service.post(canonical("stripe_invoice_payment_paid_jpy_us")).status is PostingStatus.POSTED
+    payload = load_event("stripe_refund_created_partial_1")
+    payload["data"]["object"].update(
+        amount=7800,
+        currency="jpy",
+        payment_intent="pi_3r1DxSNx4RkL2mQeZEpmc3Hd",
+        charge=None,
+        customer="cus_AsPJrbnwiEhhc2",
+        created=int(datetime(2026, 9, 10, 9, tzinfo=UTC).timestamp()),
+    )
+    event = canonical(payload)
+    assert isinstance(event, RefundIssuedEvent)
+    started = harness.service.post(event)
+    execution: dict[str, Any] = {"event": event.model_dump(mode="json"), "name": started.waiting_for}
+
+    # WHEN the saga loads its dependencies, then again after the September rates are stored
+    waiting = saga(harness).run("load", execution)
+    rates.put_rates(rate for rate in sample_rates() if date(2026, 8, 20) < rate.as_of <= date(2026, 9, 30))
+    execution["deps"] = saga(harness).run("load", execution)
+
+    # THEN it first waits for the rate by name (the state machine's wait loop), booking nothing
+    assert waiting["ready"] is False and waiting["waiting_for"].startswith("rate:")
+    assert "2026-09-10" in waiting["waiting_for"]
+    # AND once the rate is there it is ready, and the refund books translated at it
+    assert execution["deps"]["ready"] is True
+    execution["credit_memo_result"] = saga(harness).run("credit_memo", execution)
+    execution["refund_result"] = saga(harness).run("refund", execution)
+    booked = harness.erp.documents[f"stripe-refund-{event.data.refund_id}"]
+    assert booked.currency == "JPY" and booked.functional_currency == "USD"
 
 
 def test_a_refund_whose_payment_is_not_posted_is_not_ready_and_names_it() -> None:

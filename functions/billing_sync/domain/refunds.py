@@ -21,6 +21,7 @@ from billing_sync.domain.errors import (
     ExceptionCategory,
 )
 from billing_sync.domain.events import RefundIssuedEvent
+from billing_sync.domain.fx import MissingRateError
 from billing_sync.domain.journal import DocumentKind, ErpDocument, ErpRef
 from billing_sync.domain.lineage import EventIdentity, ExceptionStage, LineageStatus
 from billing_sync.domain.mapping import AccountMapping
@@ -100,7 +101,8 @@ class RefundSaga:
     # ---- steps ----
 
     def load(self, event: RefundIssuedEvent, execution: Mapping[str, Any]) -> dict[str, Any]:
-        """Whether the payment it refunds is posted; refuses refunds above what was paid (VALIDATION)."""
+        """Whether what it needs is there: the payment it refunds, and the exchange rate its documents are
+        translated at (both waited for); refuses refunds above what was paid (VALIDATION)."""
         refund = event.data
         payment = self._payment(event)
         if payment is None:
@@ -121,6 +123,11 @@ class RefundSaga:
                     f"refund {refund.refund_id} of {refund.amount} would bring the refunds of {payment.external_id} "
                     f"to {refunded + refund.amount}, more than its {payment.total} paid"
                 )
+        if books_refund or succeeded:
+            try:  # the documents the next steps book are translated at the rate of their posting date
+                self._bookkeeper.finish(accounting.refund_document(event, self._mapping, payment=payment))
+            except MissingRateError as missing:
+                return {"ready": False, "waiting_for": missing.key}
         return {
             "ready": True,
             "payment": payment.external_id,
@@ -214,6 +221,8 @@ class RefundSaga:
         step = str(execution.get("failed_step") or "unknown step")
         category = _CATEGORY_OF_ERROR.get(error, ExceptionCategory.INTERNAL)
         reason = f"refund saga step {step} failed: {error}: {_cause(failure.get('Cause'))}"
+        if waited_for := (execution.get("deps") or {}).get("waiting_for"):
+            reason += f" (waiting for {waited_for})"
         return self._park(event, execution, category=category, reason=reason)
 
     def record_ended(self, status_change: Mapping[str, Any]) -> dict[str, Any]:
