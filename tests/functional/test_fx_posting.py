@@ -5,7 +5,6 @@ the table lacks until it is loaded."""
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 
 from billing_sync.domain.errors import ExceptionCategory
-from billing_sync.domain.fx import MissingRateError, Rate
+from billing_sync.domain.fx import Rate
 from billing_sync.domain.journal import DocumentKind, ErpDocument, JournalLine
 from billing_sync.domain.lineage import LineageStatus
 from billing_sync.domain.ports import BalanceTransaction
@@ -243,7 +242,7 @@ def test_a_credit_note_on_a_eur_invoice_is_translated_at_the_invoice_rate() -> N
     assert transaction_balance(memo) == 0 and functional_balance(memo) == 0
 
 
-def test_the_refund_saga_books_a_eur_refund_in_usd_and_a_missing_rate_fails_as_dependency_pending(
+def test_the_refund_saga_waits_for_a_missing_rate_then_books_a_eur_refund_in_usd(
     harness: WaitingHarness,
 ) -> None:
     # GIVEN the 1,000.00 EUR invoice and its payment by charge, both booked at Friday's 1.0850
@@ -261,20 +260,16 @@ def test_the_refund_saga_books_a_eur_refund_in_usd_and_a_missing_rate_fails_as_d
     # AND a refund of 400.00 EUR of that charge on Wednesday 4 November, a day the table has no rate for
     refund = canonical(_refund_of(CHARGE, 40000, at=datetime(2026, 11, 4, 10, 0, tzinfo=UTC)))
     execution: dict[str, Any] = {"event": refund.model_dump(mode="json"), "name": "fx-refund-1"}
+    # WHEN the saga loads what it needs
+    waiting = steps.run("load", execution)
+    # THEN it is not ready and names the missing rate (the state machine waits and looks again), booking nothing
+    assert waiting == {"ready": False, "waiting_for": "rate:EUR:USD:2026-11-04"}
+    assert not [d for d in harness.erp.documents.values() if d.kind in (DocumentKind.REFUND, DocumentKind.CREDIT_MEMO)]
+    # WHEN Wednesday's rate is loaded and the saga looks again, then books
+    harness.rates.put_rates([ecb(date(2026, 11, 4), "1.0900")])
     execution["deps"] = steps.run("load", execution)
     assert execution["deps"]["ready"] is True
-    # WHEN the saga books it
-    # THEN the credit memo is booked at the payment's rate, but the refund's own rate is missing: it fails
-    # with MissingRateError, which the saga records as DEPENDENCY_PENDING, and nothing half-booked remains
     execution["credit_memo_result"] = steps.run("credit_memo", execution)
-    with pytest.raises(MissingRateError) as missing:
-        steps.run("refund", execution)
-    assert missing.value.key == "rate:EUR:USD:2026-11-04"
-    failure = {"Error": "MissingRateError", "Cause": json.dumps({"errorMessage": str(missing.value)})}
-    recorded = steps.run("record_failure", {**execution, "failure": failure, "failed_step": "refund"})
-    assert recorded["category"] == ExceptionCategory.DEPENDENCY_PENDING.value
-    # WHEN Wednesday's rate is loaded and the refund step runs again (a redrive)
-    harness.rates.put_rates([ecb(date(2026, 11, 4), "1.0900")])
     steps.run("refund", execution)
     # THEN the cash leaves at Wednesday's rate, the refund liability at the 1.0850 the credit memo booked it
     # at, and the 2.00 USD between them is a realised FX loss; both documents balance in EUR and in USD
