@@ -12,6 +12,7 @@ Unknown ids answer 404 as Stripe does; a request without a bearer key answers 40
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
@@ -91,7 +92,9 @@ class StripeDouble:
                 self.send_header("Content-Length", str(len(payload)))
                 self.send_header("Request-Id", f"req_double_{len(double.requests)}")
                 self.end_headers()
-                self.wfile.write(payload)
+                # A reader that gave up (its timeout passed) has closed the connection: nothing to answer.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(payload)
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
